@@ -1,0 +1,47 @@
+# The README's two commands: `make reproduce` (main job) and `make test`.
+# Every target creates .venv when it is missing and installs the project into it once;
+# the install is redone only when pyproject.toml changes (the stamp below).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+# The torch build CI tests. Installed only when the venv has no torch yet, so a CUDA build
+# already there (a workstation, Colab) is kept. Override: make test TORCH='torch==2.x'.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.layersim-installed
+BOOK_FLAGS ?= --all -W --keep-going
+
+.PHONY: install reproduce book test lint clean distclean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[book,dev,offline]"
+	@touch $@
+
+## reproduce: the main job. Until the experiment pipeline lands, it builds the book from the
+## results already in results/.
+reproduce: book
+
+## book: build the Jupyter Book (offline) into _build/html; a warning or a failing cell fails it.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+## test: lint, unit tests, and a strict book build.
+test: lint $(STAMP)
+	$(BIN)/python -m pytest
+	$(MAKE) book
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
