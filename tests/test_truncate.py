@@ -1,0 +1,153 @@
+"""keep_first_layers: the truncated model computes the full model's hidden_states[k] and feeds it
+to the original head; the original model is untouched; save/load round-trips."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import DECODERS, minilm_dir, padded_batch, tiny_config
+from transformers import AutoModelForSequenceClassification, T5Config, T5Model
+
+from layersim.truncate import SUPPORTED_MODEL_TYPES, keep_first_layers, num_layers
+
+ARCHITECTURES = [
+    "bert", "roberta", "electra", "deberta-v2", "distilbert", "albert", "gpt2", "llama",
+    "mistral", "qwen2",
+]  # fmt: skip
+
+
+def _model(model_type: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(tiny_config(model_type)).eval()
+
+
+def _final_norm(model: torch.nn.Module) -> torch.nn.Module:
+    base = model.base_model
+    return base.ln_f if model.config.model_type == "gpt2" else base.norm
+
+
+def _expected_last_hidden(model, hidden_states, k: int) -> torch.Tensor:
+    """hidden_states[k]; decoders apply their final norm to it (HF's last entry already has it)."""
+    if model.config.model_type in DECODERS and k < len(hidden_states) - 1:
+        return _final_norm(model)(hidden_states[k])
+    return hidden_states[k]
+
+
+def test_every_listed_architecture_is_supported() -> None:
+    assert set(ARCHITECTURES) <= set(SUPPORTED_MODEL_TYPES)
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
+def test_truncated_output_equals_hidden_state_k(model_type: str) -> None:
+    model = _model(model_type)
+    batch = padded_batch([10, 7, 3], left=model_type in DECODERS)
+    real = batch["attention_mask"].bool()
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+        assert num_layers(model) == len(hidden) - 1 == 3
+        first_k = 1 if model_type == "deberta-v2" else 0
+        for k in range(first_k, 4):
+            truncated = keep_first_layers(model, k).eval()
+            assert num_layers(truncated) == k
+            assert truncated.config.num_hidden_layers == k
+            last = truncated.base_model(**batch).last_hidden_state
+            expected = _expected_last_hidden(model, hidden, k)
+            torch.testing.assert_close(last[real], expected[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "electra", "albert"])
+def test_truncated_logits_are_the_original_head_applied_to_hidden_state_k(model_type) -> None:
+    model = _model(model_type)
+    batch = padded_batch([9, 4])
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+        for k in range(4):
+            logits = keep_first_layers(model, k)(**batch).logits
+            if model_type in ("roberta", "electra"):  # head reads token 0 itself
+                by_hand = model.classifier(hidden[k])
+            else:  # BERT / ALBERT: pooler on token 0, then the classifier
+                by_hand = model.classifier(
+                    model.base_model.pooler(hidden[k][:, 0]).tanh()
+                    if model_type == "albert"
+                    else model.base_model.pooler(hidden[k])
+                )
+            torch.testing.assert_close(logits, by_hand, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
+def test_original_is_unchanged_and_head_weights_are_kept(model_type: str) -> None:
+    model = _model(model_type)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    config_before = model.config.to_dict()
+    truncated = keep_first_layers(model, 1)
+    assert model.config.to_dict() == config_before
+    assert num_layers(model) == 3
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for name, tensor in before.items():
+        assert torch.equal(tensor, after[name]), name
+    # Every tensor the truncated model has is the original's value (same name, same numbers),
+    # head included; only the dropped layers' tensors are missing.
+    kept = truncated.state_dict()
+    if model_type == "albert":  # one shared layer: nothing to drop, only fewer repetitions
+        assert set(kept) == set(before)
+    else:
+        assert set(kept) < set(before)
+    head = [n for n in kept if not n.startswith(model.base_model_prefix + ".")]
+    assert head, "the task head is missing"
+    for name, tensor in kept.items():
+        assert torch.equal(tensor, before[name]), name
+        assert tensor.data_ptr() != after[name].data_ptr(), f"{name} shares storage"
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
+def test_save_and_load_round_trip(model_type: str, tmp_path) -> None:
+    model = _model(model_type)
+    truncated = keep_first_layers(model, 2).eval()
+    truncated.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert num_layers(loaded) == 2
+    batch = padded_batch([8, 5], left=model_type in DECODERS)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, truncated(**batch).logits)
+
+
+def test_offline_minilm_truncation_matches_hidden_states() -> None:
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_dir(), num_labels=2).eval()
+    batch = padded_batch([12, 5, 9], seq=12)
+    batch["input_ids"] = batch["input_ids"] + 1000  # ordinary word pieces of its vocabulary
+    batch["input_ids"][batch["attention_mask"] == 0] = 0
+    with torch.no_grad():
+        hidden = model(**batch, output_hidden_states=True).hidden_states
+        assert num_layers(model) == 6
+        for k in (0, 2, 6):
+            last = keep_first_layers(model, k).base_model(**batch).last_hidden_state
+            real = batch["attention_mask"].bool()
+            torch.testing.assert_close(last[real], hidden[k][real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [-1, 4, 2.0, True, "1"])
+def test_k_out_of_range_is_rejected(k) -> None:
+    with pytest.raises(ValueError, match="k must be an integer from 0 to 3"):
+        keep_first_layers(_model("bert"), k)
+
+
+def test_unsupported_architecture_lists_the_supported_ones() -> None:
+    model = T5Model(T5Config(vocab_size=50, d_model=16, d_ff=32, num_layers=2, num_heads=2, d_kv=8))
+    with pytest.raises(ValueError, match="supported model types: albert, bert"):
+        keep_first_layers(model, 1)
+    with pytest.raises(ValueError, match="'t5'"):
+        num_layers(model)
+
+
+def test_albert_with_several_layer_groups_is_refused() -> None:
+    config = tiny_config("albert")
+    config.num_hidden_groups = 3
+    model = AutoModelForSequenceClassification.from_config(config)
+    with pytest.raises(ValueError, match="num_hidden_groups == 1"):
+        keep_first_layers(model, 1)
+
+
+def test_deberta_with_zero_layers_says_why() -> None:
+    with pytest.raises(ValueError, match="DeBERTa-v2 cannot run with 0 layers"):
+        keep_first_layers(_model("deberta-v2"), 0)
