@@ -1,0 +1,770 @@
+"""The results store: run keys, tidy tables, provenance, completion and failure markers.
+
+This is the only module that reads or writes ``results/``. One run (model, task, seed of a preset)
+owns one directory::
+
+    <root>/<preset>/<model dir>/<task>/seed<k>/
+        cka.csv          CKA matrices as tidy rows
+        truncation.csv   metric vs layers kept
+        metrics.csv      the fine-tuned model's metrics
+        provenance.json  package version, git commit, parameters, device, seconds, per step
+        FAILED           present only while the run's last attempt failed (JSON: message, notebook)
+
+``<root>`` is the results directory (``results/``). Hugging Face model ids may contain ``/``
+(``google/electra-base-discriminator``); the directory name replaces each ``/`` by ``--``
+(``google--electra-base-discriminator``), the convention of the Hugging Face cache. It is
+reversible because hub ids never contain ``--``, and names containing ``--`` are refused. Tables
+always hold the real name.
+
+Tables are CSV (UTF-8, ``\\n`` line ends, no index, floats written with round-trip precision) so
+that committed results give readable diffs. Every write is atomic: the table is written to a
+temporary file in the same directory and moved over the old one with ``os.replace``, so an
+interrupted write leaves the previous file (or none), never a partial one. A write that raises
+removes its temporary file; a killed process can leave a hidden ``.<name>.*.tmp`` behind, which
+every reader here ignores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+import layersim
+
+__all__ = [
+    "CKA_KINDS",
+    "RUN_STATES",
+    "TABLES",
+    "TABLE_NAMES",
+    "RunKey",
+    "clear_failed",
+    "collect_provenance",
+    "failure",
+    "find_runs",
+    "is_complete",
+    "load",
+    "mark_failed",
+    "model_dirname",
+    "model_from_dirname",
+    "read_provenance",
+    "read_table",
+    "run_status",
+    "table_path",
+    "write_provenance",
+    "write_table",
+]
+
+_KEY_COLUMNS: dict[str, str] = {"preset": "str", "model": "str", "task": "str", "seed": "int"}
+
+#: Column name -> kind (``"str"``, ``"int"``, ``"float"``) of every table, in file order.
+TABLES: dict[str, dict[str, str]] = {
+    "cka": {
+        **_KEY_COLUMNS,
+        "kind": "str",
+        "layer_a": "int",
+        "layer_b": "int",
+        "cka": "float",
+        "estimator": "str",
+        "pooling": "str",
+        "n": "int",
+    },
+    "truncation": {**_KEY_COLUMNS, "layers_kept": "int", "metric": "str", "value": "float"},
+    "metrics": {**_KEY_COLUMNS, "metric": "str", "value": "float"},
+}
+TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
+
+#: Columns that identify a row within one run: no two rows may share them.
+_ROW_IDS: dict[str, tuple[str, ...]] = {
+    "cka": ("kind", "layer_a", "layer_b", "estimator", "pooling", "n"),
+    "truncation": ("layers_kept", "metric"),
+    "metrics": ("metric",),
+}
+
+#: Allowed values of the ``kind`` column of the ``cka`` table.
+CKA_KINDS: tuple[str, ...] = ("finetuned", "pretrained", "pretrained_vs_finetuned")
+
+#: Provenance step that a table's ``provenance=`` argument records by default.
+_DEFAULT_STEP = {"cka": "similarity", "truncation": "truncation", "metrics": "finetune"}
+
+#: States reported by :func:`run_status`.
+RUN_STATES: tuple[str, ...] = ("done", "missing", "failed")
+
+_PROVENANCE = "provenance.json"
+_FAILED = "FAILED"
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_SEED_DIR = re.compile(r"seed(0|[1-9][0-9]*)")
+_DTYPES = {"str": str, "int": "int64", "float": "float64"}
+
+
+# ----------------------------------------------------------------------------
+# Run keys and paths
+# ----------------------------------------------------------------------------
+
+
+def _check_name(value: object, what: str) -> None:
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or value.startswith("."):
+        raise ValueError(
+            f"{what} must be a non-empty name of letters, digits, '.', '_' and '-' that does not "
+            f"start with '.'; got {value!r}"
+        )
+
+
+def model_dirname(model: str) -> str:
+    """Directory-safe form of a model name: each ``/`` becomes ``--``.
+
+    Parameters
+    ----------
+    model
+        A model name such as ``roberta-base`` or ``google/electra-base-discriminator``: components
+        of letters, digits, ``.``, ``_``, ``-`` separated by single ``/``, without ``--``.
+
+    Returns
+    -------
+    str
+        E.g. ``google--electra-base-discriminator``; :func:`model_from_dirname` inverts it.
+
+    Raises
+    ------
+    ValueError
+        For an empty component, other characters, or ``--`` (which would make the mapping
+        ambiguous; Hugging Face hub ids never contain it).
+    """
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a non-empty string; got {model!r}")
+    if "--" in model:
+        raise ValueError(
+            f"model name {model!r} contains '--', which the results store uses for '/' in "
+            "directory names; rename it (Hugging Face hub ids never contain '--')"
+        )
+    for part in model.split("/"):
+        _check_name(part, f"each '/'-separated part of the model name {model!r}")
+    return model.replace("/", "--")
+
+
+def model_from_dirname(name: str) -> str:
+    """The model name a directory name stands for (inverse of :func:`model_dirname`)."""
+    model = name.replace("--", "/")
+    if model_dirname(model) != name:
+        raise ValueError(f"{name!r} is not a directory name made by model_dirname")
+    return model
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Identity of one run: a model fine-tuned on a task with a seed, within a preset.
+
+    Attributes
+    ----------
+    preset
+        Preset name (``tiny``, ``demo``, ``paper``, ...).
+    model
+        Model name as it appears in tables (may contain ``/``).
+    task
+        Task name.
+    seed
+        Non-negative integer seed.
+    """
+
+    preset: str
+    model: str
+    task: str
+    seed: int
+
+    def __post_init__(self) -> None:
+        _check_name(self.preset, "preset")
+        model_dirname(self.model)
+        _check_name(self.task, "task")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+        object.__setattr__(self, "seed", int(seed))
+
+    def run_dir(self, root: str | os.PathLike[str]) -> Path:
+        """``<root>/<preset>/<model dir>/<task>/seed<k>`` (not created)."""
+        return Path(root) / self.preset / model_dirname(self.model) / self.task / f"seed{self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The key as the four key columns of every table."""
+        return {"preset": self.preset, "model": self.model, "task": self.task, "seed": self.seed}
+
+    @classmethod
+    def from_run_dir(cls, path: str | os.PathLike[str]) -> RunKey:
+        """The key of a run directory ``.../<preset>/<model dir>/<task>/seed<k>``."""
+        parts = Path(path).parts
+        seed = _SEED_DIR.fullmatch(parts[-1]) if parts else None
+        if len(parts) < 4 or seed is None:
+            raise ValueError(
+                f"{os.fspath(path)!r} is not a run directory: expected "
+                "<preset>/<model dir>/<task>/seed<k> at its end"
+            )
+        return cls(parts[-4], model_from_dirname(parts[-3]), parts[-2], int(seed.group(1)))
+
+
+def _key(key: RunKey) -> RunKey:
+    if not isinstance(key, RunKey):
+        raise ValueError(f"key must be a RunKey; got {type(key).__name__}")
+    return key
+
+
+def _table(table: str) -> dict[str, str]:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; valid tables: {', '.join(TABLE_NAMES)}")
+    return TABLES[table]
+
+
+def table_path(root: str | os.PathLike[str], key: RunKey, table: str) -> Path:
+    """Where `table` of run `key` lives: ``<run dir>/<table>.csv``."""
+    _table(table)
+    return _key(key).run_dir(root) / f"{table}.csv"
+
+
+# ----------------------------------------------------------------------------
+# Atomic writes
+# ----------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
+    """Write a UTF-8 text file through a temporary sibling and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0o600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# ----------------------------------------------------------------------------
+# Tables
+# ----------------------------------------------------------------------------
+
+
+def _validate_frame(
+    frame: pd.DataFrame, table: str, key: RunKey | None, source: str
+) -> pd.DataFrame:
+    """`frame` checked against the table's schema, columns in order and canonical dtypes."""
+    schema = _table(table)
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{source}: expected a pandas DataFrame; got {type(frame).__name__}")
+    columns = list(frame.columns)
+    missing = [c for c in schema if c not in columns]
+    extra = [c for c in columns if c not in schema]
+    if missing or extra or len(set(columns)) != len(columns):
+        problems = []
+        if missing:
+            problems.append(f"missing columns {missing}")
+        if extra:
+            problems.append(f"unexpected columns {extra}")
+        if len(set(columns)) != len(columns):
+            problems.append("duplicated column names")
+        raise ValueError(
+            f"{source}: the {table!r} table has {' and '.join(problems)}; it needs exactly "
+            f"{list(schema)}"
+        )
+    if len(frame) == 0:
+        raise ValueError(f"{source}: the {table!r} table has no rows; do not write empty tables")
+    out = {}
+    for column, kind in schema.items():
+        series = frame[column]
+        if series.isna().any():
+            raise ValueError(
+                f"{source}: column {column!r} has {int(series.isna().sum())} missing values "
+                "(None or NaN); every cell must hold a value"
+            )
+        if kind == "str":
+            if not series.map(lambda v: isinstance(v, str)).all():
+                bad = series[~series.map(lambda v: isinstance(v, str))].iloc[0]
+                raise ValueError(
+                    f"{source}: column {column!r} must hold strings; found {bad!r} "
+                    f"({type(bad).__name__})"
+                )
+            out[column] = series.astype(str)
+        elif kind == "int":
+            if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_integer_dtype(series):
+                raise ValueError(
+                    f"{source}: column {column!r} must have an integer dtype; got {series.dtype} "
+                    "(convert with .astype('int64'))"
+                )
+            out[column] = series.astype("int64")
+        else:
+            if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+                raise ValueError(
+                    f"{source}: column {column!r} must be numeric (float64); got {series.dtype}"
+                )
+            values = series.astype("float64")
+            if not np.isfinite(values.to_numpy()).all():
+                raise ValueError(
+                    f"{source}: column {column!r} has non-finite values (NaN or inf); a result "
+                    "must be a number, so fix the computation that produced it"
+                )
+            out[column] = values
+    result = pd.DataFrame(out, index=range(len(frame)))
+    if table == "cka":
+        bad_kinds = sorted(set(result["kind"]) - set(CKA_KINDS))
+        if bad_kinds:
+            raise ValueError(f"{source}: unknown cka kind(s) {bad_kinds}; valid: {list(CKA_KINDS)}")
+    if key is not None:
+        for column, expected in key.as_dict().items():
+            wrong = sorted({str(v) for v in result[column] if v != expected})
+            if wrong:
+                raise ValueError(
+                    f"{source}: column {column!r} must equal the run's {expected!r} in every "
+                    f"row; found {wrong}"
+                )
+    duplicated = result.duplicated(subset=list(_ROW_IDS[table]))
+    if duplicated.any():
+        first = result.loc[duplicated.idxmax(), list(_ROW_IDS[table])].to_dict()
+        raise ValueError(
+            f"{source}: {int(duplicated.sum())} rows repeat the identifying columns "
+            f"{list(_ROW_IDS[table])} of another row, e.g. {first}"
+        )
+    return result
+
+
+def write_table(
+    root: str | os.PathLike[str],
+    key: RunKey,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    provenance: Mapping[str, Any] | None = None,
+    step: str | None = None,
+) -> Path:
+    """Validate `frame` and write it atomically as `table` of run `key`.
+
+    Parameters
+    ----------
+    root
+        The results directory (``results/``); the run's directory is created if needed.
+    key
+        The run the rows belong to; the key columns of every row must equal it.
+    table
+        ``"cka"``, ``"truncation"`` or ``"metrics"`` (see :data:`TABLES` for the columns).
+    frame
+        Exactly the table's columns, any order; integer columns with an integer dtype, float
+        columns numeric and finite, string columns strings; no missing cells, no two rows with
+        the same identifying columns (e.g. ``kind, layer_a, layer_b, estimator, pooling, n`` for
+        ``cka``), ``kind`` one of :data:`CKA_KINDS`. An existing table is replaced.
+    provenance
+        If given, also record it with :func:`write_provenance` (after the table is written).
+    step
+        Provenance step for `provenance`; default ``"similarity"`` for ``cka``,
+        ``"truncation"`` for ``truncation`` and ``"finetune"`` for ``metrics``.
+
+    Returns
+    -------
+    pathlib.Path
+        The table's path.
+
+    Raises
+    ------
+    ValueError
+        Naming the missing / unexpected columns or the offending values.
+    """
+    path = table_path(root, key, table)
+    clean = _validate_frame(frame, table, key, f"write_table({table!r}, {key})")
+    _atomic_write(path, lambda fh: clean.to_csv(fh, index=False, lineterminator="\n"))
+    if provenance is not None:
+        write_provenance(root, key, step or _DEFAULT_STEP[table], provenance)
+    return path
+
+
+def _read_csv(path: Path, table: str, key: RunKey | None) -> pd.DataFrame:
+    schema = _table(table)
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={c: _DTYPES[k] for c, k in schema.items()},
+            keep_default_na=False,
+            na_values={c: [""] for c, k in schema.items() if k != "str"},
+            encoding="utf-8",
+        )
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} cannot be parsed as the {table!r} table: {err}") from err
+    return _validate_frame(frame, table, key, str(path))
+
+
+def read_table(root: str | os.PathLike[str], key: RunKey, table: str) -> pd.DataFrame:
+    """One run's `table`, validated (``ValueError`` if it is absent or malformed)."""
+    path = table_path(root, key, table)
+    if not path.is_file():
+        raise ValueError(f"run {key} has no {table!r} table at {path}; run its step first")
+    return _read_csv(path, table, key)
+
+
+def _empty(table: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series([], dtype=_DTYPES[k]) for c, k in _table(table).items()}, index=range(0)
+    )
+
+
+def load(root: str | os.PathLike[str], table: str) -> pd.DataFrame:
+    """`table` of every run under `root`, as one tidy frame.
+
+    Parameters
+    ----------
+    root
+        The results directory with presets below it (``results/``), or one preset's directory
+        (``results/demo``), or any directory further down: every run directory
+        (``.../<preset>/<model dir>/<task>/seed<k>/``) below `root` is read. Rows carry their
+        preset, so the two forms differ only in which runs they include.
+    table
+        ``"cka"``, ``"truncation"`` or ``"metrics"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table's columns (:data:`TABLES`), string/int64/float64 dtypes, rows sorted by preset,
+        model, task and seed (file order within a run), a fresh ``RangeIndex``. No runs: an empty
+        frame with the same columns and dtypes.
+
+    Raises
+    ------
+    ValueError
+        For an unknown table, a missing `root`, or a table file that does not parse, fails
+        validation, or sits in a directory that does not match its rows' key.
+    """
+    _table(table)
+    base = Path(root)
+    if not base.is_dir():
+        raise ValueError(f"results directory {base} does not exist; pass the results/ directory")
+    frames = []
+    for path in sorted(base.rglob(f"{table}.csv")):
+        if not path.is_file() or not _SEED_DIR.fullmatch(path.parent.name):
+            continue
+        try:
+            key = RunKey.from_run_dir(path.parent)
+        except ValueError as err:
+            raise ValueError(f"{path} is not inside a valid run directory: {err}") from err
+        frames.append(_read_csv(path, table, key))
+    if not frames:
+        return _empty(table)
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(list(_KEY_COLUMNS), kind="stable", ignore_index=True)
+
+
+def find_runs(root: str | os.PathLike[str]) -> list[RunKey]:
+    """Keys of every run directory below `root` (same `root` forms as :func:`load`), sorted."""
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    keys = set()
+    for path in base.rglob("seed*"):
+        if path.is_dir() and _SEED_DIR.fullmatch(path.name):
+            with contextlib.suppress(ValueError):
+                keys.add(RunKey.from_run_dir(path))
+    return sorted(keys, key=lambda k: (k.preset, k.model, k.task, k.seed))
+
+
+# ----------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------
+
+
+def _git(args: Sequence[str], cwd: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            # --no-optional-locks: never take index.lock, so a concurrent git command in the
+            # same checkout is not disturbed by provenance collection
+            ["git", "--no-optional-locks", "-C", str(cwd), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _git_state(repo: Path) -> tuple[str | None, bool | None]:
+    """(HEAD commit, whether tracked files differ from it), or (None, None) outside git."""
+    head = _git(["rev-parse", "HEAD"], repo)
+    commit = head.strip() if head else None
+    if commit is None or not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit):
+        return None, None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], repo)
+    return commit, (None if status is None else bool(status.strip()))
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return _dist_version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def collect_provenance(
+    parameters: Mapping[str, Any],
+    device: str,
+    seconds: float,
+    *,
+    repo: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Provenance of one step of a run, ready for :func:`write_provenance`.
+
+    Parameters
+    ----------
+    parameters
+        The step's parameters (e.g. the notebook's papermill parameters); JSON-serialisable
+        values (numpy scalars and paths are converted when written).
+    device
+        What it ran on, e.g. ``"cpu"`` or ``torch.cuda.get_device_name()``.
+    seconds
+        Wall-clock duration of the step (finite, >= 0).
+    repo
+        Directory inside the git checkout to describe; default: this package's source
+        directory, which is inside the repository for an editable install.
+
+    Returns
+    -------
+    dict
+        ``layersim_version``, ``git_commit`` (``git rev-parse HEAD``; None outside a git checkout
+        or without git), ``git_dirty`` (tracked files modified; None when unknown),
+        ``parameters``, ``device``, ``seconds``, ``timestamp`` (UTC, ISO 8601), ``python``,
+        ``torch`` and ``transformers`` (installed versions or None).
+    """
+    if not isinstance(parameters, Mapping):
+        raise ValueError(f"parameters must be a mapping; got {type(parameters).__name__}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float | np.number):
+        raise ValueError(f"seconds must be a number; got {seconds!r}")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"seconds must be finite and >= 0; got {seconds!r}")
+    commit, dirty = _git_state(Path(repo) if repo is not None else Path(__file__).resolve().parent)
+    return {
+        "layersim_version": layersim.__version__,
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "parameters": dict(parameters),
+        "device": str(device),
+        "seconds": float(seconds),
+        "timestamp": _now(),
+        "python": platform.python_version(),
+        "torch": _package_version("torch"),
+        "transformers": _package_version("transformers"),
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item") and callable(value.item):  # 0-d torch tensors
+        with contextlib.suppress(Exception):
+            return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dump_json(data: Any, what: str) -> str:
+    try:
+        return json.dumps(data, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{what} cannot be written as JSON ({err}); use numbers, strings, lists and dicts, "
+            "and no NaN or infinity"
+        ) from err
+
+
+def read_provenance(root: str | os.PathLike[str], key: RunKey) -> dict[str, Any]:
+    """A run's provenance: ``{"run": {key columns}, "steps": {step: info}}`` (empty steps if
+    none was written)."""
+    path = _key(key).run_dir(root) / _PROVENANCE
+    if not path.is_file():
+        return {"run": key.as_dict(), "steps": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it and rerun the run") from err
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
+        raise ValueError(f"{path} is not a layersim provenance file; delete it and rerun the run")
+    if data.get("run") != key.as_dict():
+        raise ValueError(f"{path} describes run {data.get('run')}, not {key.as_dict()}")
+    return data
+
+
+def write_provenance(
+    root: str | os.PathLike[str], key: RunKey, step: str, info: Mapping[str, Any]
+) -> Path:
+    """Record `info` as the provenance of `step` of run `key`, keeping the other steps.
+
+    ``provenance.json`` holds ``{"run": {preset, model, task, seed}, "steps": {step: info}}``;
+    this reads it, replaces ``steps[step]`` and writes the whole file atomically. Steps of one
+    run are expected to run one after another (a run's steps are sequential in the batch
+    runner); concurrent writers of the same run could lose each other's step.
+
+    Parameters
+    ----------
+    root
+        The results directory.
+    key
+        The run.
+    step
+        Step name, by convention ``"finetune"``, ``"similarity"`` or ``"truncation"``.
+    info
+        Usually :func:`collect_provenance`'s result; must be JSON-serialisable (numpy scalars,
+        arrays and paths are converted), without NaN.
+
+    Returns
+    -------
+    pathlib.Path
+        The provenance file.
+    """
+    if not isinstance(step, str) or not step:
+        raise ValueError(f"step must be a non-empty string; got {step!r}")
+    if not isinstance(info, Mapping):
+        raise ValueError(f"info must be a mapping; got {type(info).__name__}")
+    data = read_provenance(root, key)
+    data["steps"][step] = dict(info)
+    text = _dump_json(data, f"provenance of step {step!r}") + "\n"
+    path = key.run_dir(root) / _PROVENANCE
+    _atomic_write(path, lambda fh: fh.write(text))
+    return path
+
+
+# ----------------------------------------------------------------------------
+# Completion, failure, resume
+# ----------------------------------------------------------------------------
+
+
+def _tables_arg(tables: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(tables, str):
+        tables = (tables,)
+    out = tuple(tables)
+    for t in out:
+        _table(t)
+    if not out:
+        raise ValueError(f"tables must name at least one of {', '.join(TABLE_NAMES)}")
+    return out
+
+
+def is_complete(
+    root: str | os.PathLike[str], key: RunKey, tables: Iterable[str] = TABLE_NAMES
+) -> bool:
+    """Whether run `key` has all `tables`, each present, parseable and valid for the run.
+
+    A failure marker does not matter here (see :func:`run_status`).
+    """
+    for table in _tables_arg(tables):
+        try:
+            read_table(root, key, table)
+        except ValueError:
+            return False
+    return True
+
+
+def run_status(
+    root: str | os.PathLike[str], keys: Iterable[RunKey], *, tables: Iterable[str] = TABLE_NAMES
+) -> dict[RunKey, str]:
+    """State of each run, for resuming a batch and summarising it.
+
+    Returns
+    -------
+    dict
+        In the order of `keys`: ``"failed"`` when the run's directory holds a ``FAILED`` marker
+        (:func:`mark_failed`; its last attempt failed, whatever tables remain), else ``"done"``
+        when :func:`is_complete`, else ``"missing"`` (never run, or interrupted: partial tables
+        are rewritten by the next attempt).
+    """
+    needed = _tables_arg(tables)
+    status = {}
+    for key in keys:
+        if (_key(key).run_dir(root) / _FAILED).is_file():
+            status[key] = "failed"
+        elif is_complete(root, key, needed):
+            status[key] = "done"
+        else:
+            status[key] = "missing"
+    return status
+
+
+def mark_failed(
+    root: str | os.PathLike[str],
+    key: RunKey,
+    message: str,
+    notebook_path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Mark run `key` as failed: write ``FAILED`` (JSON: message, notebook, timestamp).
+
+    The marker stays until :func:`clear_failed`, which the batch runner calls when an attempt
+    of the run succeeds; earlier tables of the run are left in place.
+
+    Parameters
+    ----------
+    root
+        The results directory.
+    key
+        The run.
+    message
+        What went wrong (e.g. the exception's last line).
+    notebook_path
+        The executed notebook that holds the traceback, if any.
+
+    Returns
+    -------
+    pathlib.Path
+        The marker file.
+    """
+    if not isinstance(message, str):
+        raise ValueError(f"message must be a string; got {type(message).__name__}")
+    info = {
+        "message": message,
+        "notebook": None if notebook_path is None else os.fspath(notebook_path),
+        "timestamp": _now(),
+    }
+    text = _dump_json(info, "failure marker") + "\n"
+    path = _key(key).run_dir(root) / _FAILED
+    _atomic_write(path, lambda fh: fh.write(text))
+    return path
+
+
+def clear_failed(root: str | os.PathLike[str], key: RunKey) -> bool:
+    """Remove run `key`'s failure marker; True if there was one."""
+    try:
+        (_key(key).run_dir(root) / _FAILED).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def failure(root: str | os.PathLike[str], key: RunKey) -> dict[str, Any] | None:
+    """The failure marker's content (``message``, ``notebook``, ``timestamp``), or None."""
+    path = _key(key).run_dir(root) / _FAILED
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):  # written by hand or by another tool
+        return {"message": text.strip(), "notebook": None, "timestamp": None}
+    return data

@@ -1,0 +1,444 @@
+"""layersim.results: layout, round trips, validation, atomic writes, provenance, run states."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import layersim
+from layersim import results
+from layersim.results import (
+    TABLES,
+    RunKey,
+    clear_failed,
+    collect_provenance,
+    failure,
+    find_runs,
+    is_complete,
+    load,
+    mark_failed,
+    model_dirname,
+    model_from_dirname,
+    read_provenance,
+    read_table,
+    run_status,
+    write_provenance,
+    write_table,
+)
+
+ELECTRA = "google/electra-base-discriminator"
+
+
+def cka_rows(key: RunKey, layers: int = 3, offset: float = 0.0) -> pd.DataFrame:
+    rows = []
+    for kind in ("finetuned", "pretrained", "pretrained_vs_finetuned"):
+        for a in range(layers):
+            for b in range(layers):
+                rows.append(
+                    {
+                        **key.as_dict(),
+                        "kind": kind,
+                        "layer_a": a,
+                        "layer_b": b,
+                        "cka": 1 / (1 + abs(a - b) + offset) + key.seed / 3,
+                        "estimator": "biased",
+                        "pooling": "cls",
+                        "n": 500,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def truncation_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "layers_kept": k, "metric": "accuracy", "value": 0.5 + k / 7}
+            for k in range(4)
+        ]
+    )
+
+
+def metrics_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "metric": "accuracy", "value": 0.8 + key.seed / 100},
+            {**key.as_dict(), "metric": "eval_loss", "value": 0.4},
+        ]
+    )
+
+
+ROWS = {"cka": cka_rows, "truncation": truncation_rows, "metrics": metrics_rows}
+
+
+def write_run(root: Path, key: RunKey, tables=("cka", "truncation", "metrics")) -> None:
+    for table in tables:
+        write_table(root, key, table, ROWS[table](key))
+
+
+KEYS = [
+    RunKey("tiny", "bert", "parity", 0),
+    RunKey("tiny", "bert", "parity", 1),
+    RunKey("tiny", ELECTRA, "sst2", 0),
+    RunKey("demo", "all-MiniLM-L6-v2", "sst2", 0),
+    RunKey("demo", ELECTRA, "stsb", 2),
+]
+
+
+# ----------------------------------------------------------------------------
+# Keys and layout
+# ----------------------------------------------------------------------------
+
+
+def test_run_dir_layout_and_model_names_with_slashes(tmp_path: Path) -> None:
+    key = RunKey("paper", ELECTRA, "rte", 3)
+    assert key.run_dir(tmp_path) == (
+        tmp_path / "paper" / "google--electra-base-discriminator" / "rte" / "seed3"
+    )
+    assert RunKey.from_run_dir(key.run_dir(tmp_path)) == key
+    assert model_dirname(ELECTRA) == "google--electra-base-discriminator"
+    assert model_from_dirname("google--electra-base-discriminator") == ELECTRA
+    assert model_dirname("roberta-base") == "roberta-base"
+    assert RunKey("tiny", "bert", "parity", np.int64(2)).seed == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        (("tiny", "a--b", "t", 0), "'--'"),
+        (("tiny", "", "t", 0), "non-empty"),
+        (("tiny", "org//m", "t", 0), "model name"),
+        (("tiny", "../m", "t", 0), "model name"),
+        (("ti/ny", "m", "t", 0), "preset"),
+        (("tiny", "m", "t t", 0), "task"),
+        (("tiny", "m", ".t", 0), "task"),
+        (("tiny", "m", "t", -1), "seed"),
+        (("tiny", "m", "t", True), "seed"),
+        (("tiny", "m", "t", 1.0), "seed"),
+    ],
+)
+def test_bad_run_keys_raise(fields, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        RunKey(*fields)
+
+
+# ----------------------------------------------------------------------------
+# Tables: round trip and load
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", ["cka", "truncation", "metrics"])
+def test_round_trip_over_runs_and_presets(tmp_path: Path, table: str) -> None:
+    for key in KEYS:
+        write_table(tmp_path, key, table, ROWS[table](key))
+    # written in a different order than load sorts: preset, model, task, seed
+    expected = pd.concat([ROWS[table](k) for k in KEYS], ignore_index=True)
+    expected = expected.sort_values(["preset", "model", "task", "seed"], kind="stable")
+    expected = expected.reset_index(drop=True)[list(TABLES[table])]
+    loaded = load(tmp_path, table)
+    assert list(loaded.columns) == list(TABLES[table])
+    for column, kind in TABLES[table].items():
+        assert {
+            "str": pd.api.types.is_string_dtype,
+            "int": lambda s: s.dtype == np.int64,
+            "float": lambda s: s.dtype == np.float64,
+        }[kind](loaded[column]), column
+    pd.testing.assert_frame_equal(loaded, expected, check_dtype=False, check_exact=True)
+    assert ELECTRA in set(loaded["model"])  # the real name, not the directory name
+    # one preset's directory works as root too
+    demo = load(tmp_path / "demo", table)
+    pd.testing.assert_frame_equal(
+        demo,
+        expected[expected["preset"] == "demo"].reset_index(drop=True),
+        check_dtype=False,
+        check_exact=True,
+    )
+    key = KEYS[2]
+    pd.testing.assert_frame_equal(
+        read_table(tmp_path, key, table), ROWS[table](key)[list(TABLES[table])], check_dtype=False
+    )
+
+
+def test_csv_files_are_plain_utf8_without_index(tmp_path: Path) -> None:
+    key = RunKey("demo", ELECTRA, "sst2", 0)
+    path = write_table(tmp_path, key, "metrics", metrics_rows(key))
+    assert path == key.run_dir(tmp_path) / "metrics.csv"
+    text = path.read_bytes().decode("utf-8")
+    assert text.splitlines()[0] == "preset,model,task,seed,metric,value"
+    assert text.splitlines()[1] == f"demo,{ELECTRA},sst2,0,accuracy,0.8"
+    assert "\r" not in text
+
+
+def test_rewriting_a_table_replaces_it(tmp_path: Path) -> None:
+    key = KEYS[0]
+    write_table(tmp_path, key, "cka", cka_rows(key, layers=4))
+    write_table(tmp_path, key, "cka", cka_rows(key, layers=2))
+    assert len(load(tmp_path, "cka")) == 3 * 2 * 2
+
+
+def test_load_on_an_empty_directory_gives_typed_empty_frames(tmp_path: Path) -> None:
+    for table, schema in TABLES.items():
+        frame = load(tmp_path, table)
+        assert frame.empty and list(frame.columns) == list(schema)
+        assert frame["seed"].dtype == np.int64
+    assert find_runs(tmp_path) == []
+
+
+def test_load_rejects_unknown_tables_and_missing_roots(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cka, truncation, metrics"):
+        load(tmp_path, "activations")
+    with pytest.raises(ValueError, match="does not exist"):
+        load(tmp_path / "nowhere", "cka")
+
+
+def test_load_rejects_a_table_in_another_runs_directory(tmp_path: Path) -> None:
+    a, b = KEYS[0], KEYS[1]
+    write_run(tmp_path, a, ["metrics"])
+    b.run_dir(tmp_path).mkdir(parents=True)
+    shutil.copy(a.run_dir(tmp_path) / "metrics.csv", b.run_dir(tmp_path) / "metrics.csv")
+    with pytest.raises(ValueError, match="must equal the run's 1"):
+        load(tmp_path, "metrics")
+
+
+def test_find_runs(tmp_path: Path) -> None:
+    for key in KEYS:
+        write_run(tmp_path, key, ["metrics"])
+    assert set(find_runs(tmp_path)) == set(KEYS)
+    assert set(find_runs(tmp_path / "demo")) == {k for k in KEYS if k.preset == "demo"}
+
+
+# ----------------------------------------------------------------------------
+# Validation
+# ----------------------------------------------------------------------------
+
+
+def test_missing_and_extra_columns_are_named(tmp_path: Path) -> None:
+    key = KEYS[0]
+    frame = cka_rows(key).drop(columns=["pooling", "n"]).assign(extra=1)
+    with pytest.raises(ValueError, match=r"missing columns \['pooling', 'n'\]") as err:
+        write_table(tmp_path, key, "cka", frame)
+    assert "unexpected columns ['extra']" in str(err.value)
+    assert not key.run_dir(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "match"),
+    [
+        ("cka", lambda f: f.assign(layer_a=f["layer_a"].astype(float)), "integer dtype"),
+        ("cka", lambda f: f.assign(cka="high"), "numeric"),
+        ("cka", lambda f: f.assign(kind="finetuned-ish"), "unknown cka kind"),
+        ("cka", lambda f: f.assign(estimator=1), "strings"),
+        ("cka", lambda f: f.assign(cka=np.nan), "missing values"),
+        (
+            "cka",
+            lambda f: f.assign(layer_b=f["layer_b"].astype("Int64").where(f.index > 0)),
+            "missing",
+        ),
+        ("metrics", lambda f: f.assign(seed=5), "must equal the run's 0"),
+        ("metrics", lambda f: f.assign(model="roberta-base"), "must equal the run's 'bert'"),
+        ("metrics", lambda f: f.assign(metric="accuracy"), "repeat the identifying columns"),
+        ("metrics", lambda f: f.iloc[:0], "no rows"),
+        ("truncation", lambda f: f.assign(layers_kept=True), "integer dtype"),
+        ("truncation", lambda f: f.assign(value=np.inf), "non-finite"),
+    ],
+)
+def test_bad_values_raise(tmp_path: Path, table: str, change, match: str) -> None:
+    key = KEYS[0]
+    with pytest.raises(ValueError, match=match):
+        write_table(tmp_path, key, table, change(ROWS[table](key)))
+
+
+def test_columns_may_come_in_any_order(tmp_path: Path) -> None:
+    key = KEYS[0]
+    frame = metrics_rows(key)
+    write_table(tmp_path, key, "metrics", frame[frame.columns[::-1]])
+    assert list(read_table(tmp_path, key, "metrics").columns) == list(TABLES["metrics"])
+
+
+# ----------------------------------------------------------------------------
+# Atomicity
+# ----------------------------------------------------------------------------
+
+
+def _fail_midway(self, path_or_buf=None, *args, **kwargs):
+    path_or_buf.write("preset,model,task,se")
+    path_or_buf.flush()
+    raise RuntimeError("disk full")
+
+
+def test_interrupted_write_keeps_the_old_table_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = KEYS[0]
+    path = write_table(tmp_path, key, "cka", cka_rows(key))
+    before = path.read_bytes()
+    monkeypatch.setattr(pd.DataFrame, "to_csv", _fail_midway)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_table(tmp_path, key, "cka", cka_rows(key, offset=1.0))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in key.run_dir(tmp_path).iterdir()) == ["cka.csv"]
+
+
+def test_interrupted_first_write_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = KEYS[0]
+    monkeypatch.setattr(pd.DataFrame, "to_csv", _fail_midway)
+    with pytest.raises(RuntimeError):
+        write_table(tmp_path, key, "metrics", metrics_rows(key))
+    assert list(key.run_dir(tmp_path).iterdir()) == []
+    assert not is_complete(tmp_path, key, ["metrics"])
+
+
+def test_interrupted_provenance_merge_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = KEYS[0]
+    path = write_provenance(tmp_path, key, "finetune", {"seconds": 1.0})
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("interrupted")
+
+    monkeypatch.setattr(results.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="interrupted"):
+        write_provenance(tmp_path, key, "similarity", {"seconds": 2.0})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in key.run_dir(tmp_path).iterdir()) == ["provenance.json"]
+
+
+def test_successful_writes_leave_no_temp_files(tmp_path: Path) -> None:
+    key = KEYS[3]
+    write_run(tmp_path, key)
+    write_provenance(tmp_path, key, "finetune", {"a": 1})
+    mark_failed(tmp_path, key, "boom")
+    names = sorted(p.name for p in key.run_dir(tmp_path).iterdir())
+    assert names == ["FAILED", "cka.csv", "metrics.csv", "provenance.json", "truncation.csv"]
+
+
+# ----------------------------------------------------------------------------
+# Provenance
+# ----------------------------------------------------------------------------
+
+
+def test_provenance_merges_steps(tmp_path: Path) -> None:
+    key = RunKey("demo", ELECTRA, "sst2", 1)
+    first = collect_provenance({"epochs": 3, "lr": np.float64(2e-5)}, "cpu", 12.5)
+    write_provenance(tmp_path, key, "finetune", first)
+    write_table(tmp_path, key, "cka", cka_rows(key), provenance={"pooling": "cls", "n": 500})
+    data = json.loads((key.run_dir(tmp_path) / "provenance.json").read_text(encoding="utf-8"))
+    assert data["run"] == key.as_dict()
+    assert set(data["steps"]) == {"finetune", "similarity"}
+    assert data["steps"]["finetune"]["parameters"] == {"epochs": 3, "lr": 2e-5}
+    assert data["steps"]["similarity"] == {"pooling": "cls", "n": 500}
+    write_provenance(tmp_path, key, "finetune", {"seconds": 1})  # a rerun replaces its step
+    assert read_provenance(tmp_path, key)["steps"] == {
+        "finetune": {"seconds": 1},
+        "similarity": {"pooling": "cls", "n": 500},
+    }
+    assert read_provenance(tmp_path, KEYS[0]) == {"run": KEYS[0].as_dict(), "steps": {}}
+
+
+def test_collect_provenance_fields(tmp_path: Path) -> None:
+    info = collect_provenance({"seed": 0}, "NVIDIA H100", 3)
+    assert info["layersim_version"] == layersim.__version__
+    assert info["parameters"] == {"seed": 0}
+    assert (info["device"], info["seconds"]) == ("NVIDIA H100", 3.0)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", info["timestamp"])
+    head = subprocess.run(
+        ["git", "-C", str(Path(results.__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shutil.which("git") and head.returncode == 0:
+        assert info["git_commit"] == head.stdout.strip()
+        assert isinstance(info["git_dirty"], bool)
+    else:
+        assert info["git_commit"] is None
+    json.dumps(info)  # serialisable as it is
+
+
+def test_collect_provenance_without_git_checkout_or_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = collect_provenance({}, "cpu", 0.0, repo=tmp_path)
+    assert outside["git_commit"] is None and outside["git_dirty"] is None
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git executable at all
+    assert collect_provenance({}, "cpu", 0.0)["git_commit"] is None
+
+
+def test_bad_provenance_raises(tmp_path: Path) -> None:
+    key = KEYS[0]
+    with pytest.raises(ValueError, match="NaN"):
+        write_provenance(tmp_path, key, "finetune", {"loss": float("nan")})
+    with pytest.raises(ValueError, match="JSON"):
+        write_provenance(tmp_path, key, "finetune", {"model": object()})
+    with pytest.raises(ValueError, match="step"):
+        write_provenance(tmp_path, key, "", {})
+    with pytest.raises(ValueError, match="seconds"):
+        collect_provenance({}, "cpu", -1.0)
+    assert not (key.run_dir(tmp_path) / "provenance.json").exists()
+
+
+# ----------------------------------------------------------------------------
+# Completion, failures, resume
+# ----------------------------------------------------------------------------
+
+
+def test_is_complete_and_run_status(tmp_path: Path) -> None:
+    done, partial, never, failed, corrupt = (
+        RunKey("demo", ELECTRA, task, 0) for task in ("a", "b", "c", "d", "e")
+    )
+    write_run(tmp_path, done)
+    write_run(tmp_path, partial, ["metrics", "cka"])
+    write_run(tmp_path, failed, ["metrics"])
+    mark_failed(tmp_path, failed, "CUDA out of memory", Path("runs/d/similarity.ipynb"))
+    write_run(tmp_path, corrupt)
+    path = corrupt.run_dir(tmp_path) / "truncation.csv"
+    path.write_text(path.read_text(encoding="utf-8")[:40], encoding="utf-8")  # cut short
+
+    assert is_complete(tmp_path, done)
+    assert not is_complete(tmp_path, partial)
+    assert is_complete(tmp_path, partial, tables=["metrics", "cka"])
+    assert is_complete(tmp_path, partial, tables="metrics")
+    assert not is_complete(tmp_path, never)
+    assert not is_complete(tmp_path, corrupt)
+    keys = [done, partial, never, failed, corrupt]
+    status = run_status(tmp_path, keys)
+    assert list(status) == keys
+    assert list(status.values()) == ["done", "missing", "missing", "failed", "missing"]
+    assert failure(tmp_path, failed) == {
+        "message": "CUDA out of memory",
+        "notebook": os.fspath(Path("runs/d/similarity.ipynb")),
+        "timestamp": failure(tmp_path, failed)["timestamp"],
+    }
+    assert failure(tmp_path, done) is None
+
+    # the failed run is rerun successfully: its marker is cleared
+    write_run(tmp_path, failed)
+    assert run_status(tmp_path, [failed]) == {failed: "failed"}
+    assert clear_failed(tmp_path, failed) and not clear_failed(tmp_path, failed)
+    assert run_status(tmp_path, [failed]) == {failed: "done"}
+
+
+def test_failure_marker_written_by_hand_is_read(tmp_path: Path) -> None:
+    key = KEYS[0]
+    key.run_dir(tmp_path).mkdir(parents=True)
+    (key.run_dir(tmp_path) / "FAILED").write_text("killed by the scheduler\n", encoding="utf-8")
+    assert run_status(tmp_path, [key]) == {key: "failed"}
+    assert failure(tmp_path, key)["message"] == "killed by the scheduler"
+
+
+def test_status_rejects_unknown_tables(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown table"):
+        is_complete(tmp_path, KEYS[0], tables=["cka", "weights"])
+    with pytest.raises(ValueError, match="unknown table"):
+        run_status(tmp_path, KEYS, tables=["weights"])
