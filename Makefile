@@ -21,9 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[book,dev,offline]"
 	@touch $@
 
-## reproduce: the main job. Until the experiment pipeline lands, it builds the book from the
-## results already in results/.
-reproduce: book
+## reproduce: the main job: run the default (demo) preset, resuming and skipping runs whose
+## results are already in results/, then build the book from results/.
+PRESET ?= demo
+reproduce: $(STAMP)
+	$(BIN)/python -m layersim run --preset $(PRESET)
+	$(MAKE) book
 
 ## book: build the Jupyter Book (offline) into _build/html; a warning or a failing cell fails it.
 book: $(STAMP)

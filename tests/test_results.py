@@ -75,10 +75,26 @@ def metrics_rows(key: RunKey) -> pd.DataFrame:
     )
 
 
-ROWS = {"cka": cka_rows, "truncation": truncation_rows, "metrics": metrics_rows}
+def blocks_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "kind": kind, "estimator": "biased", "pooling": "cls",
+             "statistic": statistic, "value": 0.3, "lower": 0.2, "upper": 0.4, "boundary": 2}
+            for kind in ("finetuned", "pretrained")
+            for statistic in ("excess", "contrast")
+        ]
+    )  # fmt: skip
 
 
-def write_run(root: Path, key: RunKey, tables=("cka", "truncation", "metrics")) -> None:
+ROWS = {
+    "cka": cka_rows,
+    "truncation": truncation_rows,
+    "metrics": metrics_rows,
+    "blocks": blocks_rows,
+}
+
+
+def write_run(root: Path, key: RunKey, tables=("cka", "truncation", "metrics", "blocks")) -> None:
     for table in tables:
         write_table(root, key, table, ROWS[table](key))
 
@@ -320,7 +336,14 @@ def test_successful_writes_leave_no_temp_files(tmp_path: Path) -> None:
     write_provenance(tmp_path, key, "finetune", {"a": 1})
     mark_failed(tmp_path, key, "boom")
     names = sorted(p.name for p in key.run_dir(tmp_path).iterdir())
-    assert names == ["FAILED", "cka.csv", "metrics.csv", "provenance.json", "truncation.csv"]
+    assert names == [
+        "FAILED",
+        "blocks.csv",
+        "cka.csv",
+        "metrics.csv",
+        "provenance.json",
+        "truncation.csv",
+    ]
 
 
 # ----------------------------------------------------------------------------

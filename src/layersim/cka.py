@@ -431,7 +431,7 @@ def _prepare(
         if exact:
             r = _row_sq_norms(zs)
         else:
-            r = (zs * zs).sum(2).to(_F64)
+            r = torch.linalg.vector_norm(zs, dim=-1).square_().to(_F64)
         return _Prepared(z_all, widths, offsets, r, scales.to(device))
     for i, x in enumerate(layers):
         if exact:
@@ -444,7 +444,7 @@ def _prepare(
         if scale != 1.0:
             z.mul_(scale)
         scales[i] = scale
-        r[i] = _row_sq_norms(z) if exact else (z * z).sum(1)
+        r[i] = _row_sq_norms(z) if exact else torch.linalg.vector_norm(z, dim=-1).square_()
     return _Prepared(z_all, widths, offsets, r, scales.to(device))
 
 

@@ -7,6 +7,7 @@ owns one directory::
         cka.csv          CKA matrices as tidy rows
         truncation.csv   metric vs layers kept
         metrics.csv      the fine-tuned model's metrics
+        blocks.csv       block-structure statistics of the CKA matrices, with intervals
         provenance.json  package version, git commit, parameters, device, seconds, per step
         FAILED           present only while the run's last attempt failed (JSON: message, notebook)
 
@@ -86,6 +87,18 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "truncation": {**_KEY_COLUMNS, "layers_kept": "int", "metric": "str", "value": "float"},
     "metrics": {**_KEY_COLUMNS, "metric": "str", "value": "float"},
+    # Block-structure statistics of each CKA matrix (layersim.blocks), with bootstrap intervals.
+    "blocks": {
+        **_KEY_COLUMNS,
+        "kind": "str",
+        "estimator": "str",
+        "pooling": "str",
+        "statistic": "str",
+        "value": "float",
+        "lower": "float",
+        "upper": "float",
+        "boundary": "int",
+    },
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
@@ -94,13 +107,19 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
     "cka": ("kind", "layer_a", "layer_b", "estimator", "pooling", "n"),
     "truncation": ("layers_kept", "metric"),
     "metrics": ("metric",),
+    "blocks": ("kind", "estimator", "pooling", "statistic"),
 }
 
 #: Allowed values of the ``kind`` column of the ``cka`` table.
 CKA_KINDS: tuple[str, ...] = ("finetuned", "pretrained", "pretrained_vs_finetuned")
 
 #: Provenance step that a table's ``provenance=`` argument records by default.
-_DEFAULT_STEP = {"cka": "similarity", "truncation": "truncation", "metrics": "finetune"}
+_DEFAULT_STEP = {
+    "cka": "similarity",
+    "blocks": "similarity",
+    "truncation": "truncation",
+    "metrics": "finetune",
+}
 
 #: States reported by :func:`run_status`.
 RUN_STATES: tuple[str, ...] = ("done", "missing", "failed")
@@ -321,7 +340,7 @@ def _validate_frame(
                 )
             out[column] = values
     result = pd.DataFrame(out, index=range(len(frame)))
-    if table == "cka":
+    if table in ("cka", "blocks"):
         bad_kinds = sorted(set(result["kind"]) - set(CKA_KINDS))
         if bad_kinds:
             raise ValueError(f"{source}: unknown cka kind(s) {bad_kinds}; valid: {list(CKA_KINDS)}")

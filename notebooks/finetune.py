@@ -1,0 +1,116 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 1: fine-tune one model on one task
+#
+# The first step of a run (preset, model, task, seed): fine-tune the model with
+# `transformers.Trainer` through `layersim.finetune`, with the preset's hyper-parameters unless
+# a parameter below overrides them, and record the validation metric(s) in the results store.
+# Run it for one combination by editing the parameters cell, or for a whole grid with
+# `python -m layersim run --preset demo`, which executes this notebook with papermill.
+# A finished fine-tuning run is reused, and an interrupted one resumes from its last checkpoint.
+
+# %% tags=["remove-cell"]
+# In Colab: install layersim from its repository (set LAYERSIM_REPOSITORY to your copy of it).
+# Elsewhere this cell does nothing: the notebook runs in the environment `make` created.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
+    repository = os.environ.get("LAYERSIM_REPOSITORY")
+    if not repository:
+        raise RuntimeError(
+            "set LAYERSIM_REPOSITORY to the git URL of the layersim repository, e.g. "
+            "%env LAYERSIM_REPOSITORY=https://github.com/<owner>/<repo>, then rerun this cell"
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"layersim[offline] @ git+{repository}"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+preset = "demo"  # tiny | demo | paper | paper-large
+model = "minilm-l6"  # a preset model name, a Hugging Face Hub id or a local directory
+task = "synth_sentiment"
+seed = 0
+results_dir = "../results"  # tidy tables + provenance (committed for the demo preset)
+work_dir = "../runs"  # checkpoints and executed notebooks (large, not committed)
+device = "auto"  # auto | cpu | cuda | cuda:N
+epochs = None  # None: the preset's value, for this and the following
+learning_rate = None
+batch_size = None
+max_length = None
+train_limit = None
+eval_limit = None
+
+# %%
+import time
+
+import pandas as pd
+
+from layersim import devices, finetune, presets, results
+
+chosen_device = devices.select_device(device)
+key = results.RunKey(preset, model, task, seed)
+spec = presets.get_preset(preset)
+output_dir = key.run_dir(work_dir) / "model"
+print(f"run {key}; preset: {spec.description}; device: {devices.describe_device(chosen_device)}")
+
+# %% [markdown]
+# Fine-tune (or reuse a finished run with the same arguments):
+
+# %%
+start = time.perf_counter()
+result = finetune.finetune(
+    model,
+    task,
+    output_dir,
+    seed=seed,
+    epochs=epochs,
+    learning_rate=learning_rate,
+    batch_size=batch_size,
+    max_length=max_length,
+    limit=train_limit if train_limit is not None else spec.train_limit,
+    eval_limit=eval_limit if eval_limit is not None else spec.eval_limit,
+    preset=preset,
+)
+seconds = time.perf_counter() - start
+print(f"{'reused' if result.reused else 'trained'} in {seconds:.0f} s: {result.metrics}")
+
+# %% [markdown]
+# Record the validation metrics as rows of the `metrics` table:
+
+# %%
+metrics = pd.DataFrame(
+    [{**key.as_dict(), "metric": name, "value": float(v)} for name, v in result.metrics.items()]
+)
+parameters = {
+    "epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
+    "max_length": max_length, "train_limit": train_limit, "eval_limit": eval_limit,
+    "output_dir": str(output_dir), "reused": result.reused,
+}  # fmt: skip
+results.write_table(
+    results_dir,
+    key,
+    "metrics",
+    metrics,
+    provenance=results.collect_provenance(
+        parameters, devices.describe_device(chosen_device), seconds
+    ),
+)
+metrics

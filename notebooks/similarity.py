@@ -1,0 +1,171 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 2: layer-by-layer similarity (CKA)
+#
+# The paper's main measurement. Both the fine-tuned model from step 1 and the pretrained model it
+# started from read the same validation inputs; every layer's output is pooled to one vector per
+# input (by default the first token, `[CLS]` or `<s>`), and linear CKA compares every pair of
+# layers. Three matrices come out of one run:
+#
+# - `finetuned`: the fine-tuned model's layers against each other (claim C1: two blocks);
+# - `pretrained`: the same for the pretrained model (claim C3: smooth decay instead);
+# - `pretrained_vs_finetuned`: each pretrained layer (rows) against each fine-tuned layer.
+#
+# Each with the biased estimator (the paper's) and the debiased one. With first-token pooling the
+# embedding output is the same vector for every input (same token, same position), so its CKA is
+# undefined (0/0) and the matrices start at layer 1. Each self matrix also gets the block
+# statistics of `layersim.blocks` with a bootstrap interval over inputs.
+
+# %% tags=["remove-cell"]
+# In Colab: install layersim from its repository (set LAYERSIM_REPOSITORY to your copy of it).
+# Elsewhere this cell does nothing: the notebook runs in the environment `make` created.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
+    repository = os.environ.get("LAYERSIM_REPOSITORY")
+    if not repository:
+        raise RuntimeError(
+            "set LAYERSIM_REPOSITORY to the git URL of the layersim repository, e.g. "
+            "%env LAYERSIM_REPOSITORY=https://github.com/<owner>/<repo>, then rerun this cell"
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"layersim[offline] @ git+{repository}"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+preset = "demo"
+model = "minilm-l6"
+task = "synth_sentiment"
+seed = 0
+results_dir = "../results"
+work_dir = "../runs"
+device = "auto"
+examples = None  # validation inputs compared (None: the preset's similarity_examples)
+pooling = "cls"  # cls | mean | last | tokens
+batch_size = 64
+max_length = None  # None: the preset's
+n_boot = 200  # bootstrap replicates for the block statistics
+
+# %%
+import time
+
+import pandas as pd
+from torch.utils.data import DataLoader
+from transformers import AutoModel
+
+from layersim import blocks, cka, devices, finetune, presets, reps, results, tasks
+
+chosen_device = devices.select_device(device)
+key = results.RunKey(preset, model, task, seed)
+spec = presets.get_preset(preset)
+examples = examples or spec.similarity_examples
+max_length = max_length or spec.max_length
+start = time.perf_counter()
+
+# %% [markdown]
+# The inputs: up to `examples` validation examples, tokenized as for fine-tuning.
+
+# %%
+tokenizer = finetune.load_tokenizer(model)
+dataset = tasks.load(task, "validation", limit=examples, seed=seed)
+encoded = tasks.encode(task, tokenizer, dataset, max_length=max_length)
+loader = DataLoader(encoded, batch_size=batch_size, collate_fn=tasks.collator(task, tokenizer))
+print(f"{len(encoded)} validation inputs of {task}")
+
+# %% [markdown]
+# The two models: the fine-tuned checkpoint of step 1, and the pretrained model with the same
+# seed (for randomly initialised `tiny-*` models, the exact weights fine-tuning started from).
+
+# %%
+finetuned = AutoModel.from_pretrained(key.run_dir(work_dir) / "model").to(chosen_device)
+pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
+first = 1 if pooling in ("cls", "first") else 0
+layers = list(range(first, finetuned.config.num_hidden_layers + 1))
+kwargs = dict(pooling=pooling, layers=layers, autocast=chosen_device.type == "cuda",
+              special_token_ids=tokenizer.all_special_ids, progress=True)  # fmt: skip
+reps_finetuned = reps.layer_representations(finetuned, loader, **kwargs)
+reps_pretrained = reps.layer_representations(pretrained, loader, **kwargs)
+n = reps_finetuned.shape[1]
+print(f"representations: {tuple(reps_finetuned.shape)} (layers, inputs, width)")
+
+# %% [markdown]
+# All CKA matrices, as tidy rows (`layer_a`, `layer_b` are hidden-state indices: 0 is the
+# embedding output, l the output of layer l):
+
+# %%
+pairs = {
+    "finetuned": (reps_finetuned, None),
+    "pretrained": (reps_pretrained, None),
+    "pretrained_vs_finetuned": (reps_pretrained, reps_finetuned),
+}
+rows, matrices = [], {}
+for estimator in ("biased", "debiased"):
+    for kind, (xs, ys) in pairs.items():
+        matrix = cka.cka_matrix(xs, ys, debiased=estimator == "debiased").cpu()
+        matrices[kind, estimator] = matrix
+        for i, layer_a in enumerate(layers):
+            for j, layer_b in enumerate(layers):
+                rows.append({
+                    **key.as_dict(), "kind": kind, "layer_a": layer_a, "layer_b": layer_b,
+                    "cka": float(matrix[i, j]), "estimator": estimator, "pooling": pooling, "n": n,
+                })  # fmt: skip
+cka_rows = pd.DataFrame(rows)
+matrices["finetuned", "biased"].numpy().round(2)
+
+# %% [markdown]
+# Block statistics of each self matrix (biased estimator; `layersim.blocks` explains them):
+# the best early/late boundary, the within-minus-between contrast, and the excess over what
+# smooth decay with layer distance would give, with bootstrap intervals over inputs and a
+# permutation p-value over layer orders.
+
+# %%
+block_rows = []
+for kind, xs in (("finetuned", reps_finetuned), ("pretrained", reps_pretrained)):
+    boot = blocks.bootstrap_blocks(xs, n_boot=n_boot, seed=seed)
+    split = boot.estimate
+    boundary = layers[split.boundary]  # first layer of the late block, as a hidden-state index
+    p_value = blocks.permutation_pvalue(matrices[kind, "biased"].numpy(), seed=seed)
+    stats = {
+        "excess": (split.excess, *boot.excess_interval),
+        "contrast": (split.contrast, *boot.contrast_interval),
+        "boundary_agreement": (boot.boundary_agreement,) * 3,
+        "permutation_p": (p_value,) * 3,
+    }
+    for statistic, (value, lower, upper) in stats.items():
+        block_rows.append({
+            **key.as_dict(), "kind": kind, "estimator": "biased", "pooling": pooling,
+            "statistic": statistic, "value": float(value), "lower": float(lower),
+            "upper": float(upper), "boundary": int(boundary),
+        })  # fmt: skip
+block_table = pd.DataFrame(block_rows)
+block_table[["kind", "statistic", "value", "lower", "upper", "boundary"]]
+
+# %%
+seconds = time.perf_counter() - start
+provenance = results.collect_provenance(
+    {"examples": examples, "pooling": pooling, "batch_size": batch_size,
+     "max_length": max_length, "n_boot": n_boot, "layers": layers, "n": n},
+    devices.describe_device(chosen_device),
+    seconds,
+)  # fmt: skip
+results.write_table(results_dir, key, "cka", cka_rows, provenance=provenance)
+results.write_table(results_dir, key, "blocks", block_table, provenance=provenance)
+print(f"wrote {len(cka_rows)} CKA rows and {len(block_table)} block rows in {seconds:.0f} s")

@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 3: how much do the top layers add? (truncation)
+#
+# The paper's redundancy test (claim C5): keep only the first k layers of the fine-tuned model,
+# feed the output of layer k to the task head that was trained on the full depth, with no further
+# tuning, and measure the validation metric, for every k from 0 (embeddings only) to L (the full
+# model). `layersim.truncate.keep_first_layers` builds each truncated model; the original is
+# left untouched.
+
+# %% tags=["remove-cell"]
+# In Colab: install layersim from its repository (set LAYERSIM_REPOSITORY to your copy of it).
+# Elsewhere this cell does nothing: the notebook runs in the environment `make` created.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
+    repository = os.environ.get("LAYERSIM_REPOSITORY")
+    if not repository:
+        raise RuntimeError(
+            "set LAYERSIM_REPOSITORY to the git URL of the layersim repository, e.g. "
+            "%env LAYERSIM_REPOSITORY=https://github.com/<owner>/<repo>, then rerun this cell"
+        )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"layersim[offline] @ git+{repository}"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+preset = "demo"
+model = "minilm-l6"
+task = "synth_sentiment"
+seed = 0
+results_dir = "../results"
+work_dir = "../runs"
+device = "auto"
+eval_limit = None  # validation examples scored (None: the preset's)
+
+# %%
+import time
+
+import pandas as pd
+from transformers import AutoConfig
+
+from layersim import devices, finetune, presets, results, tasks, truncate
+
+chosen_device = devices.select_device(device)
+key = results.RunKey(preset, model, task, seed)
+spec = presets.get_preset(preset)
+eval_limit = eval_limit if eval_limit is not None else spec.eval_limit
+start = time.perf_counter()
+
+# %% [markdown]
+# The fine-tuned model of step 1, with its task head:
+
+# %%
+model_dir = key.run_dir(work_dir) / "model"
+head = finetune.load_model(str(model_dir), task, seed=seed).to(chosen_device)
+tokenizer = finetune.load_tokenizer(str(model_dir))
+depth = truncate.num_layers(head)
+print(f"{AutoConfig.from_pretrained(model_dir).model_type}, {depth} layers")
+
+# %% [markdown]
+# The metric for every number of kept layers (DeBERTa-v2 cannot run with zero layers in
+# transformers, so its curve starts at k = 1):
+
+# %%
+first = 1 if head.config.model_type == "deberta-v2" else 0
+rows = []
+for k in range(first, depth + 1):
+    scores = finetune.evaluate(
+        truncate.keep_first_layers(head, k), tokenizer, task, limit=eval_limit, preset=preset
+    )
+    print(f"k={k}: {scores}")
+    rows += [
+        {**key.as_dict(), "layers_kept": k, "metric": name, "value": float(value)}
+        for name, value in scores.items()
+    ]
+curve = pd.DataFrame(rows)
+curve.pivot(index="layers_kept", columns="metric", values="value")
+
+# %%
+seconds = time.perf_counter() - start
+results.write_table(
+    results_dir,
+    key,
+    "truncation",
+    curve,
+    provenance=results.collect_provenance(
+        {"eval_limit": eval_limit, "main_metric": tasks.get_task(task).metric},
+        devices.describe_device(chosen_device),
+        seconds,
+    ),
+)
+print(f"wrote {len(curve)} rows in {seconds:.0f} s")

