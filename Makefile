@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.layersim-installed
 BOOK_FLAGS ?= --all -W --keep-going
 
-.PHONY: install reproduce book test lint clean distclean
+.PHONY: install reproduce book test browser-test lint clean distclean
 
 install: $(STAMP)
 
@@ -33,10 +33,16 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . $(BOOK_FLAGS)
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-## test: lint, unit tests, and a strict book build.
+## test: lint, unit tests, a strict book build, and the built book in a headless browser.
 test: lint $(STAMP)
 	$(BIN)/python -m pytest
 	$(MAKE) book
+	$(MAKE) browser-test
+
+## browser-test: open every page of the built book (_build/html) in headless Chromium (the system
+## one: Debian's `chromium`, or LAYERSIM_CHROMIUM=/path/to/chrome); needs `make book` first.
+browser-test: $(STAMP)
+	$(BIN)/python -m pytest -m book tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

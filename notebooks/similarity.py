@@ -31,7 +31,7 @@
 # statistics of `layersim.blocks` with a bootstrap interval over inputs.
 
 # %% tags=["remove-cell"]
-# In Colab: install layersim from its repository (set LAYERSIM_REPOSITORY to your copy of it).
+# In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
 # Elsewhere this cell does nothing: the notebook runs in the environment `make` created.
 import importlib.util
 import os
@@ -39,12 +39,7 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
-    repository = os.environ.get("LAYERSIM_REPOSITORY")
-    if not repository:
-        raise RuntimeError(
-            "set LAYERSIM_REPOSITORY to the git URL of the layersim repository, e.g. "
-            "%env LAYERSIM_REPOSITORY=https://github.com/<owner>/<repo>, then rerun this cell"
-        )
+    repository = os.environ.get("LAYERSIM_REPOSITORY", "https://github.com/layersim/layersim")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", f"layersim[offline] @ git+{repository}"],
         check=True,

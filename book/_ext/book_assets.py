@@ -1,0 +1,48 @@
+"""Sphinx extension: what the book needs to work with no network, and clean pages.
+
+* vega, vega-lite and vega-embed are served from the book itself (no CDN): the bundle is
+  generated from the installed ``vl_convert`` (matching altair's vega-lite version) into
+  ``_build/.vega-<version>/`` once, added to the static path, and loaded on every page as a module
+  script that sets ``window.vegaEmbed`` for the charts of :func:`layersim.plots.offline_html`.
+* Sphinx < 8.2 lists some inline scripts twice (sphinx-doc/sphinx#13402); sphinx-thebe's declares
+  a ``const``, so the second copy throws on every page. Duplicates are dropped here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sphinx.application import Sphinx
+from sphinx.config import Config
+
+from layersim.plots import _vega_lite_version, write_javascript_bundle
+
+BUNDLE = "vega-bundle.js"
+
+
+def _add_bundle(app: Sphinx, config: Config) -> None:
+    directory = Path(app.outdir).parent / f".vega-{_vega_lite_version()}"
+    if not (directory / BUNDLE).exists():
+        write_javascript_bundle(directory / BUNDLE)
+    config.html_static_path.append(str(directory))
+    app.add_js_file(BUNDLE, type="module")
+
+
+def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        attributes = getattr(script, "attributes", {})
+        attributes = tuple(sorted((k, str(v)) for k, v in attributes.items()))
+        # Inline scripts come with filename None or "" depending on who added them.
+        key = (getattr(script, "filename", None) or "", attributes)
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", _add_bundle)
+    # Last (priority 900 > the default 500): after sphinx-thebe and others added their scripts.
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

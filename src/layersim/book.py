@@ -1,0 +1,159 @@
+"""What the book's analysis pages share: where the results are, links to the repository, and
+the "produced by" note under each figure.
+
+The pages run inside a checkout of the repository (the book build, or Colab after the page's
+setup cell cloned it). The repository's address and branch are read from the book's own
+``_config.yml`` (``repository.url``, ``repository.branch``), the same setting that drives the
+launch buttons, so a fork changes one line.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+
+from . import plots, results
+
+__all__ = [
+    "colab_url",
+    "load",
+    "produced_by",
+    "repository",
+    "repository_root",
+    "results_dir",
+    "setup",
+    "source_url",
+]
+
+#: Which experiment notebook writes which results table.
+NOTEBOOK_OF_TABLE = {
+    "metrics": "notebooks/finetune.ipynb",
+    "cka": "notebooks/similarity.ipynb",
+    "blocks": "notebooks/similarity.ipynb",
+    "truncation": "notebooks/truncation.ipynb",
+}
+_STEP_OF_TABLE = {"metrics": "finetune", "cka": "similarity", "blocks": "similarity"}
+COLAB = "https://colab.research.google.com/github"
+
+
+def repository_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The checkout's root: the nearest directory at or above `start` (default: the current
+    directory) holding the book's ``_config.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "_config.yml").is_file() and (directory / "results").is_dir():
+            return directory
+    raise ValueError(
+        f"no repository checkout (a directory with _config.yml and results/) at or above {here}; "
+        "run the book's pages from inside the layersim repository"
+    )
+
+
+@cache
+def repository() -> tuple[str, str]:
+    """``(url, branch)`` of the repository, from ``_config.yml``."""
+    import yaml
+
+    config = yaml.safe_load((repository_root() / "_config.yml").read_text(encoding="utf-8"))
+    section = config.get("repository") or {}
+    url = str(section.get("url", "")).rstrip("/")
+    if not url.startswith("https://github.com/"):
+        raise ValueError(
+            f"_config.yml: repository.url must be the project's https://github.com/... address; "
+            f"got {url!r}"
+        )
+    return url, str(section.get("branch", "main"))
+
+
+def source_url(path: str) -> str:
+    """The repository page of a file, e.g. ``notebooks/similarity.py``."""
+    url, branch = repository()
+    return f"{url}/blob/{branch}/{quote(path)}"
+
+
+def colab_url(path: str) -> str:
+    """Colab's address that opens a notebook (an ``.ipynb`` path) of the repository."""
+    if not path.endswith(".ipynb"):
+        raise ValueError(f"Colab opens .ipynb files; got {path!r}")
+    url, branch = repository()
+    return f"{COLAB}/{url.removeprefix('https://github.com/')}/blob/{branch}/{quote(path)}"
+
+
+def results_dir(preset: str = "demo") -> Path:
+    """``results/<preset>`` of the checkout; an error that says how to make it if missing."""
+    path = repository_root() / "results" / preset
+    if not path.is_dir():
+        raise ValueError(
+            f"{path} does not exist: run `python -m layersim run --preset {preset}` first"
+        )
+    return path
+
+
+def load(table: str, preset: str = "demo") -> pd.DataFrame:
+    """One results table over every run of a preset (:func:`layersim.results.load`)."""
+    frame = results.load(results_dir(preset), table)
+    if frame.empty:
+        raise ValueError(
+            f"no {table} results under {results_dir(preset)}: run "
+            f"`python -m layersim run --preset {preset}` first"
+        )
+    return frame
+
+
+def setup() -> None:
+    """Page set-up: offline charts (in Colab altair's own renderer works and is kept)."""
+    import sys
+
+    if "google.colab" not in sys.modules:
+        plots.enable_offline_renderer()
+    pd.set_option("display.precision", 4)
+
+
+def _values(values: list) -> str:
+    distinct = list(dict.fromkeys(values))
+    return ", ".join(f"`{v}`" for v in distinct)
+
+
+def produced_by(table: str, frame: pd.DataFrame, *, preset: str = "demo"):
+    """A Markdown note saying which notebook, with which parameters, made a figure's data.
+
+    Lists the notebook (with links to its source and to Colab), the runs (models, tasks, seeds),
+    and the notebook parameters recorded in the runs' ``provenance.json`` (every distinct value
+    when runs differ), plus the commits that produced them.
+    """
+    from IPython.display import Markdown
+
+    if table not in NOTEBOOK_OF_TABLE:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(NOTEBOOK_OF_TABLE)}")
+    notebook = NOTEBOOK_OF_TABLE[table]
+    step = _STEP_OF_TABLE.get(table, "truncation")
+    keys = frame[["preset", "model", "task", "seed"]].drop_duplicates()
+    parameters: dict[str, list] = {}
+    commits: list[str] = []
+    for row in keys.itertuples(index=False):
+        key = results.RunKey(row.preset, row.model, row.task, int(row.seed))
+        record = results.read_provenance(results_dir(preset).parent, key)
+        step_record = record.get("steps", {}).get(step, {})
+        for name, value in (step_record.get("parameters") or {}).items():
+            if name not in ("output_dir",):
+                parameters.setdefault(name, []).append(value)
+        if step_record.get("git_commit"):
+            commits.append(str(step_record["git_commit"])[:10])
+    shown = "; ".join(
+        f"`{name}` = {_values([str(v) for v in values])}" for name, values in parameters.items()
+    )
+    lines = [
+        f"**Produced by** [`{notebook}`]({source_url(notebook)}) "
+        f"([open in Colab]({colab_url(notebook)})), preset `{preset}` "
+        f"(hyper-parameters in `layersim.presets`), for models {_values(list(keys['model']))}, "
+        f"tasks {_values(list(keys['task']))}, seeds {_values(list(keys['seed']))}.",
+    ]
+    if shown:
+        lines.append(f"Recorded parameters: {shown}.")
+    if commits:
+        lines.append(f"Commits: {_values(commits)}; per-run records in `results/{preset}/`.")
+    return Markdown(" ".join(lines))

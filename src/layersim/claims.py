@@ -1,0 +1,387 @@
+"""The paper's claims C1–C6 decided from the results tables: the book's scorecard.
+
+Everything here is a pure function of the ``blocks`` and ``truncation`` tables of
+:func:`layersim.results.load`; the book inserts :func:`scorecard`'s frame with ``glue``, so no
+verdict is ever typed by hand. The rules, in one place so they can be read and changed:
+
+* A **run** (model, task, seed) has block structure when the lower end of the bootstrap interval
+  of the ``excess`` statistic of its CKA matrix clears ``threshold``
+  (:func:`layersim.blocks.has_block_structure`, default 0.05 CKA).
+* A **(model, task) pair** has block structure when a strict majority of its seeds do.
+* The **knee** of a pair is :func:`layersim.blocks.truncation_knee` of its seed-averaged curve of
+  the task's main metric: the fewest layers kept with the metric within ``tolerance`` (default one
+  point) of the full model from there on. ``droppable = L - knee`` top layers can go.
+
+=====  ========================================================  ================================
+claim  estimate                                                  verdict "reproduced" when
+=====  ========================================================  ================================
+C1     share of fine-tuned runs (ELECTRA aside) with blocks      a majority of runs
+C2     share of (model, task) pairs (ELECTRA aside) with blocks  at least 75% ("almost all")
+C3     share of runs whose *pretrained* matrix has no blocks     at least 75%
+C4     ELECTRA's C2 share minus the others'                      ELECTRA's is lower and below 75%
+C5     share of pairs whose top layer(s) can be dropped          a majority of pairs
+C6     mean abs(knee - boundary) over pairs with blocks          at most half a layer
+=====  ========================================================  ================================
+
+Shares carry a 95% Wilson interval; the C4 difference and the C6 mean a 95% percentile bootstrap
+over pairs. A claim is "not testable offline" when the results hold nothing to test it on (C4
+without an ELECTRA model, C2 with one task, C6 without any pair with blocks).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .blocks import DEFAULT_EXCESS_THRESHOLD, truncation_knee
+
+__all__ = [
+    "ALMOST_ALL",
+    "CLAIMS",
+    "CLAIM_IDS",
+    "KNEE_TOLERANCE",
+    "NOT_REPRODUCED",
+    "NOT_TESTABLE",
+    "REPRODUCED",
+    "SCORECARD_COLUMNS",
+    "pair_table",
+    "run_table",
+    "scorecard",
+    "wilson_interval",
+]
+
+#: The claims in the paper's words (DESIGN.md §1); C6 is this edition's hypothesis.
+CLAIMS = {
+    "C1": "After fine-tuning, the layer-by-layer CKA matrix is block diagonal: an early and a late "
+    "cluster of layers.",
+    "C2": "The block structure is consistent across (almost all) tasks.",
+    "C3": "The pretrained model does not show it: similarity decays smoothly with layer distance.",
+    "C4": "ELECTRA does not show the same consistent structure.",
+    "C5": "Later layers add little: the top layers can be dropped, feeding the unchanged task "
+    "head, and performance is kept.",
+    "C6": "(hypothesis) The safe truncation depth matches the late block found by CKA.",
+}
+CLAIM_IDS = tuple(CLAIMS)
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_TESTABLE = "not testable offline"
+
+#: Share of (model, task) pairs that counts as "almost all" tasks (C2, C3, C4).
+ALMOST_ALL = 0.75
+#: Metric loss (absolute, metric units) that a truncated model may have and still "keep" it (C5).
+KNEE_TOLERANCE = 0.01
+#: Largest mean |knee - boundary|, in layers, that counts as a match (C6).
+GAP_TOLERANCE = 0.5
+
+SCORECARD_COLUMNS = [
+    "claim", "statement", "statistic", "estimate", "lower", "upper", "verdict", "evidence"
+]  # fmt: skip
+
+_PAIR = ["preset", "model", "task"]
+_RUN = [*_PAIR, "seed"]
+
+
+def _is_electra(model: str) -> bool:
+    return "electra" in model.lower()
+
+
+def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (better than the normal one for few trials)."""
+    if trials <= 0:
+        return (math.nan, math.nan)
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    spread = math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    half = z * spread / (1 + z * z / trials)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _bootstrap_mean(values: np.ndarray, seed: int, n_boot: int = 2000) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(axis=1)
+    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+
+
+def _excess(blocks: pd.DataFrame, kind: str, estimator: str) -> pd.DataFrame:
+    rows = blocks[
+        (blocks["kind"] == kind)
+        & (blocks["statistic"] == "excess")
+        & (blocks["estimator"] == estimator)
+    ]
+    if rows.duplicated(_RUN).any():
+        raise ValueError(
+            f"several {kind} excess rows per run (pooling {sorted(rows['pooling'].unique())}); "
+            "select one pooling before deciding claims"
+        )
+    return rows.set_index(_RUN)[["value", "lower", "upper", "boundary"]]
+
+
+def _main_metric(task: str, available: Sequence[str]) -> str:
+    from .tasks import TASKS
+
+    if task in TASKS and TASKS[task].metric in available:
+        return TASKS[task].metric
+    return available[0]
+
+
+def run_table(
+    blocks: pd.DataFrame,
+    *,
+    estimator: str = "biased",
+    threshold: float = DEFAULT_EXCESS_THRESHOLD,
+) -> pd.DataFrame:
+    """Per run: fine-tuned and pretrained ``excess`` with intervals, boundary, block verdicts.
+
+    Columns: ``preset, model, task, seed, excess, excess_lower, excess_upper, boundary, blocks,
+    pretrained_excess, pretrained_lower, pretrained_upper, pretrained_blocks``.
+    """
+    for column in ("kind", "statistic", "estimator", "value", "lower", "upper", "boundary"):
+        if column not in blocks.columns:
+            raise ValueError(
+                f"blocks table lacks column {column!r}; use results.load(..., 'blocks')"
+            )
+    finetuned = _excess(blocks, "finetuned", estimator)
+    pretrained = _excess(blocks, "pretrained", estimator)
+    if finetuned.empty:
+        raise ValueError(
+            f"no fine-tuned excess rows for estimator {estimator!r} in the blocks table"
+        )
+    out = finetuned.rename(
+        columns={"value": "excess", "lower": "excess_lower", "upper": "excess_upper"}
+    )
+    out["blocks"] = out["excess_lower"] > threshold
+    out = out.join(
+        pretrained.drop(columns="boundary").rename(
+            columns={
+                "value": "pretrained_excess",
+                "lower": "pretrained_lower",
+                "upper": "pretrained_upper",
+            }
+        ),
+        how="left",
+    )
+    out["pretrained_blocks"] = out["pretrained_lower"] > threshold
+    return out.reset_index()
+
+
+def pair_table(
+    blocks: pd.DataFrame,
+    truncation: pd.DataFrame,
+    *,
+    estimator: str = "biased",
+    threshold: float = DEFAULT_EXCESS_THRESHOLD,
+    tolerance: float = KNEE_TOLERANCE,
+) -> pd.DataFrame:
+    """Per (model, task), over seeds: block verdict, mean boundary, truncation knee.
+
+    Columns: ``preset, model, task, seeds, runs_with_blocks, blocks, boundary, metric, layers,
+    full_value, knee, droppable, gap`` (``gap = knee - boundary``).
+    """
+    runs = run_table(blocks, estimator=estimator, threshold=threshold)
+    pairs = (
+        runs.groupby(_PAIR, sort=True)
+        .agg(
+            seeds=("seed", "nunique"),
+            runs_with_blocks=("blocks", "sum"),
+            boundary=("boundary", "mean"),
+        )
+        .reset_index()
+    )
+    pairs["blocks"] = pairs["runs_with_blocks"] * 2 > pairs["seeds"]
+    curves = []
+    for (preset, model, task), curve in truncation.groupby(_PAIR, sort=True):
+        metric = _main_metric(task, list(dict.fromkeys(curve["metric"])))
+        curve = curve[curve["metric"] == metric]
+        knee = truncation_knee(curve["layers_kept"], curve["value"], tolerance=tolerance)
+        layers = int(curve["layers_kept"].max())
+        full = float(curve.loc[curve["layers_kept"] == layers, "value"].mean())
+        curves.append((preset, model, task, metric, layers, full, knee))
+    columns = [*_PAIR, "metric", "layers", "full_value", "knee"]
+    pairs = pairs.merge(pd.DataFrame(curves, columns=columns), on=_PAIR, how="left")
+    pairs["droppable"] = pairs["layers"] - pairs["knee"]
+    pairs["gap"] = pairs["knee"] - pairs["boundary"]
+    return pairs
+
+
+def _row(claim: str, statistic: str, estimate: float, interval, verdict: str, evidence: str):
+    low, high = interval
+    return {
+        "claim": claim,
+        "statement": CLAIMS[claim],
+        "statistic": statistic,
+        "estimate": estimate,
+        "lower": low,
+        "upper": high,
+        "verdict": verdict,
+        "evidence": evidence,
+    }
+
+
+def _share_row(claim, statistic, hits, total, verdict_if, evidence):
+    if total == 0:
+        return _row(claim, statistic, math.nan, (math.nan, math.nan), NOT_TESTABLE, evidence)
+    share = hits / total
+    verdict = REPRODUCED if verdict_if(share) else NOT_REPRODUCED
+    return _row(claim, statistic, share, wilson_interval(hits, total), verdict, evidence)
+
+
+def scorecard(
+    blocks: pd.DataFrame,
+    truncation: pd.DataFrame,
+    *,
+    estimator: str = "biased",
+    threshold: float = DEFAULT_EXCESS_THRESHOLD,
+    tolerance: float = KNEE_TOLERANCE,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per claim (:data:`CLAIM_IDS` order): statistic, estimate, 95% interval, verdict.
+
+    Parameters
+    ----------
+    blocks, truncation
+        Tables of :func:`layersim.results.load` (one preset).
+    estimator
+        CKA estimator whose matrices decide C1–C4 and C6 (``biased``: the paper's).
+    threshold
+        Block-structure threshold on the lower end of the ``excess`` interval.
+    tolerance
+        Metric loss that still counts as kept (C5, C6).
+    seed
+        Seed of the bootstrap intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``claim, statement, statistic, estimate, lower, upper, verdict, evidence``.
+    """
+    if blocks["preset"].nunique() > 1 or truncation["preset"].nunique() > 1:
+        raise ValueError("scorecard: pass the tables of one preset (filter on the preset column)")
+    runs = run_table(blocks, estimator=estimator, threshold=threshold)
+    pairs = pair_table(
+        blocks, truncation, estimator=estimator, threshold=threshold, tolerance=tolerance
+    )
+    electra_runs = runs["model"].map(_is_electra)
+    electra_pairs = pairs["model"].map(_is_electra)
+    main_runs, main_pairs = runs[~electra_runs], pairs[~electra_pairs]
+    rows = []
+
+    hits, total = int(main_runs["blocks"].sum()), len(main_runs)
+    rows.append(
+        _share_row(
+            "C1",
+            f"share of fine-tuned runs whose excess interval clears {threshold:g}",
+            hits,
+            total,
+            lambda share: share > 0.5,
+            f"{hits} of {total} runs (model, task, seed) show two blocks",
+        )
+    )
+
+    hits, total = int(main_pairs["blocks"].sum()), len(main_pairs)
+    tasks = main_pairs["task"].nunique()
+    c2 = _share_row(
+        "C2",
+        "share of (model, task) pairs with blocks in a majority of seeds",
+        hits,
+        total,
+        lambda share: share >= ALMOST_ALL,
+        f"{hits} of {total} (model, task) pairs over {tasks} tasks",
+    )
+    if tasks < 2:
+        c2["verdict"] = NOT_TESTABLE
+        c2["evidence"] += "; consistency needs at least two tasks"
+    rows.append(c2)
+
+    tested = main_runs.dropna(subset=["pretrained_lower"])
+    hits, total = int((~tested["pretrained_blocks"].astype(bool)).sum()), len(tested)
+    rows.append(
+        _share_row(
+            "C3",
+            "share of runs whose pretrained matrix (same inputs) shows no blocks",
+            hits,
+            total,
+            lambda share: share >= ALMOST_ALL,
+            f"{hits} of {total} pretrained matrices without blocks",
+        )
+    )
+
+    electra, others = pairs[electra_pairs], main_pairs
+    if electra.empty or others.empty:
+        rows.append(
+            _row(
+                "C4",
+                "ELECTRA's share of pairs with blocks minus the other models'",
+                math.nan,
+                (math.nan, math.nan),
+                NOT_TESTABLE,
+                "needs fine-tuned ELECTRA runs next to other models' (the paper preset)",
+            )
+        )
+    else:
+        e, o = electra["blocks"].to_numpy(float), others["blocks"].to_numpy(float)
+        rng = np.random.default_rng(seed)
+        diffs = [rng.choice(e, len(e)).mean() - rng.choice(o, len(o)).mean() for _ in range(2000)]
+        diff = float(e.mean() - o.mean())
+        interval = (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
+        holds = e.mean() < o.mean() and e.mean() < ALMOST_ALL
+        rows.append(
+            _row(
+                "C4",
+                "ELECTRA's share of pairs with blocks minus the other models'",
+                diff,
+                interval,
+                REPRODUCED if holds else NOT_REPRODUCED,
+                f"ELECTRA {int(e.sum())} of {len(e)} pairs, others {int(o.sum())} of {len(o)}",
+            )
+        )
+
+    curves = pairs.dropna(subset=["knee"])
+    hits, total = int((curves["droppable"] >= 1).sum()), len(curves)
+    mean_drop = float(curves["droppable"].mean()) if total else math.nan
+    rows.append(
+        _share_row(
+            "C5",
+            f"share of (model, task) pairs whose top layer(s) can go within {tolerance:g} of the "
+            "full model's metric",
+            hits,
+            total,
+            lambda share: share > 0.5,
+            f"{hits} of {total} pairs; on average {mean_drop:.2f} top layers can be dropped",
+        )
+    )
+
+    matched = pairs[pairs["blocks"].astype(bool)].dropna(subset=["gap"])
+    statistic = "mean |knee - CKA boundary| in layers, over pairs with blocks"
+    if matched.empty:
+        rows.append(
+            _row(
+                "C6",
+                statistic,
+                math.nan,
+                (math.nan, math.nan),
+                NOT_TESTABLE,
+                "no (model, task) pair with block structure to compare with its knee",
+            )
+        )
+    else:
+        gaps = matched["gap"].abs().to_numpy(float)
+        mean_gap = float(gaps.mean())
+        rows.append(
+            _row(
+                "C6",
+                statistic,
+                mean_gap,
+                _bootstrap_mean(gaps, seed),
+                REPRODUCED if mean_gap <= GAP_TOLERANCE else NOT_REPRODUCED,
+                f"{len(gaps)} pairs; knee minus boundary: "
+                + ", ".join(f"{g:+.1f}" for g in matched["gap"]),
+            )
+        )
+    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)

@@ -1,0 +1,425 @@
+"""Charts of the results tables (altair), and their offline HTML for the book.
+
+Every function takes the tidy frames of :func:`layersim.results.load` and returns an altair chart;
+nothing here reads files or computes statistics beyond averaging over seeds. Tooltips carry the
+exact numbers (CKA to four decimals, layer pair, task, model, seeds), so a reader can hover
+instead of squinting at a colour scale.
+
+Offline rendering
+-----------------
+altair's default HTML loads vega, vega-lite and vega-embed from a CDN, so charts are blank without
+network. :func:`offline_html` instead emits a ``div.layersim-chart`` that (a) contains a static SVG
+drawn by ``vl_convert`` (the fallback: the figure is there even with JavaScript off), and (b) calls
+``window.vegaEmbed`` from a bundle the book serves itself (:func:`write_javascript_bundle`, loaded
+as ``_static/vega-bundle.js``), replacing the fallback by the interactive chart once it renders.
+:func:`enable_offline_renderer` makes that altair's renderer, so a chart is shown by just being a
+cell's last expression.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+
+__all__ = [
+    "KIND_TITLES",
+    "block_statistics",
+    "cka_heatmaps",
+    "cross_diagonal",
+    "enable_offline_renderer",
+    "offline_html",
+    "truncation_curves",
+    "write_javascript_bundle",
+]
+
+#: How the three kinds of CKA matrix are named in chart headers.
+KIND_TITLES = {
+    "finetuned": "fine-tuned",
+    "pretrained": "pretrained",
+    "pretrained_vs_finetuned": "pretrained × fine-tuned",
+}
+_RUN = ["preset", "model", "task"]
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what} needs a pandas DataFrame; got {type(frame).__name__}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what}: the frame lacks columns {missing}; pass the table from "
+            f"layersim.results.load (columns present: {list(frame.columns)})"
+        )
+    if frame.empty:
+        raise ValueError(f"{what}: the frame is empty; are there finished runs in results/?")
+
+
+def _seeds(values: pd.Series) -> str:
+    return ", ".join(str(s) for s in sorted(set(values)))
+
+
+def _one(frame: pd.DataFrame, column: str, value: object, what: str) -> pd.DataFrame:
+    """Rows with ``column == value``, or a clear error listing what there is."""
+    if value is None:
+        return frame
+    selected = frame[frame[column] == value]
+    if selected.empty:
+        raise ValueError(
+            f"{what}: no rows with {column}={value!r}; present: {sorted(frame[column].unique())}"
+        )
+    return selected
+
+
+def cka_heatmaps(
+    cka: pd.DataFrame,
+    *,
+    estimator: str = "biased",
+    kinds: Sequence[str] = ("finetuned", "pretrained", "pretrained_vs_finetuned"),
+    row: str = "task",
+    column: str = "kind",
+    cell_size: int = 16,
+) -> alt.FacetChart:
+    """A grid of layer × layer CKA heatmaps, averaged over seeds.
+
+    Parameters
+    ----------
+    cka
+        The ``cka`` table (:func:`layersim.results.load`), any number of runs.
+    estimator
+        ``"biased"`` (the paper's) or ``"debiased"``.
+    kinds
+        Which matrices to draw (see :data:`KIND_TITLES`), in this order.
+    row, column
+        Columns of the table that lay out the grid (``task``, ``model``, ``kind``).
+    cell_size
+        Pixels per layer.
+
+    Returns
+    -------
+    altair.FacetChart
+        Rows ``layer_a`` (for ``pretrained_vs_finetuned``: the pretrained layer) from the bottom
+        up, columns ``layer_b``; colour CKA on a fixed 0–1 scale so panels compare.
+    """
+    _require(cka, [*_RUN, "seed", "kind", "layer_a", "layer_b", "cka", "estimator", "n"], "cka")
+    frame = _one(cka, "estimator", estimator, "cka_heatmaps")
+    frame = frame[frame["kind"].isin(list(kinds))]
+    if frame.empty:
+        raise ValueError(f"cka_heatmaps: no rows of kinds {list(kinds)}")
+    keys = [*_RUN, "kind", "layer_a", "layer_b"]
+    mean = (
+        frame.groupby(keys, sort=False)
+        .agg(
+            cka=("cka", "mean"),
+            cka_sd=("cka", "std"),
+            seeds=("seed", _seeds),
+            n=("n", "max"),
+        )
+        .reset_index()
+    )
+    mean["cka_sd"] = mean["cka_sd"].fillna(0.0)
+    mean["kind"] = mean["kind"].map(KIND_TITLES).fillna(mean["kind"])
+    order = [KIND_TITLES.get(k, k) for k in kinds]
+    layers = sorted(set(mean["layer_a"]) | set(mean["layer_b"]))
+    size = cell_size * len(layers)
+    heat = (
+        alt.Chart(mean)
+        .mark_rect()
+        .encode(
+            x=alt.X("layer_b:O", title="layer", sort=layers),
+            y=alt.Y("layer_a:O", title="layer", sort=list(reversed(layers))),
+            color=alt.Color(
+                "cka:Q",
+                title="CKA",
+                scale=alt.Scale(domain=[0, 1], scheme="viridis"),
+            ),
+            tooltip=[
+                alt.Tooltip("model:N"),
+                alt.Tooltip("task:N"),
+                alt.Tooltip("kind:N", title="matrix"),
+                alt.Tooltip("layer_a:O", title="layer (row)"),
+                alt.Tooltip("layer_b:O", title="layer (column)"),
+                alt.Tooltip("cka:Q", title="CKA (mean over seeds)", format=".4f"),
+                alt.Tooltip("cka_sd:Q", title="sd over seeds", format=".4f"),
+                alt.Tooltip("seeds:N"),
+                alt.Tooltip("n:Q", title="inputs"),
+            ],
+        )
+        .properties(width=size, height=size)
+    )
+    sort_of = {"kind": order}
+    return heat.facet(
+        row=alt.Row(f"{row}:N", title=None, sort=sort_of.get(row, "ascending")),
+        column=alt.Column(f"{column}:N", title=None, sort=sort_of.get(column, "ascending")),
+    ).resolve_scale(x="independent", y="independent")
+
+
+def cross_diagonal(cka: pd.DataFrame, *, estimator: str = "biased") -> alt.Chart:
+    """How much fine-tuning changed each layer: CKA(pretrained layer l, fine-tuned layer l).
+
+    One line per (model, task), mean over seeds; 1 means the layer's representation is unchanged
+    up to rotation and scale.
+    """
+    _require(cka, [*_RUN, "seed", "kind", "layer_a", "layer_b", "cka", "estimator"], "cka")
+    frame = _one(cka, "estimator", estimator, "cross_diagonal")
+    frame = _one(frame, "kind", "pretrained_vs_finetuned", "cross_diagonal")
+    frame = frame[frame["layer_a"] == frame["layer_b"]]
+    frame = (
+        frame.groupby(["model", "task", "layer_a"], sort=False)
+        .agg(cka=("cka", "mean"), seeds=("seed", _seeds))
+        .reset_index()
+    )
+    frame["run"] = frame["model"] + " · " + frame["task"]
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer_a:O", title="layer"),
+            y=alt.Y("cka:Q", title="CKA(pretrained, fine-tuned)", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("run:N", title="model · task"),
+            tooltip=[
+                alt.Tooltip("model:N"),
+                alt.Tooltip("task:N"),
+                alt.Tooltip("layer_a:O", title="layer"),
+                alt.Tooltip("cka:Q", title="CKA (mean over seeds)", format=".4f"),
+                alt.Tooltip("seeds:N"),
+            ],
+        )
+        .properties(width=420, height=240)
+    )
+
+
+def block_statistics(
+    blocks: pd.DataFrame,
+    *,
+    statistic: str = "excess",
+    estimator: str = "biased",
+    threshold: float | None = None,
+) -> alt.LayerChart | alt.FacetChart:
+    """One point per run with its bootstrap interval, fine-tuned against pretrained, per task.
+
+    Parameters
+    ----------
+    blocks
+        The ``blocks`` table.
+    statistic
+        ``excess`` (the decision statistic of :mod:`layersim.blocks`) or ``contrast``.
+    estimator
+        Which CKA estimator's matrices.
+    threshold
+        Draw a dashed rule at this value (the verdict threshold).
+
+    Returns
+    -------
+    altair chart, faceted by model when there are several.
+    """
+    _require(
+        blocks,
+        [*_RUN, "seed", "kind", "estimator", "statistic", "value", "lower", "upper", "boundary"],
+        "blocks",
+    )
+    frame = _one(blocks, "estimator", estimator, "block_statistics")
+    frame = _one(frame, "statistic", statistic, "block_statistics").copy()
+    frame["kind"] = frame["kind"].map(KIND_TITLES).fillna(frame["kind"])
+    frame["seed"] = frame["seed"].astype(str)
+    y = alt.Y("task:N", title=None)
+    offset = alt.YOffset("kind:N", sort=list(KIND_TITLES.values()))
+    color = alt.Color("kind:N", title="matrix", sort=list(KIND_TITLES.values()))
+    tooltip = [
+        alt.Tooltip("model:N"),
+        alt.Tooltip("task:N"),
+        alt.Tooltip("kind:N", title="matrix"),
+        alt.Tooltip("seed:N"),
+        alt.Tooltip("value:Q", title=statistic, format=".4f"),
+        alt.Tooltip("lower:Q", title="interval low", format=".4f"),
+        alt.Tooltip("upper:Q", title="interval high", format=".4f"),
+        alt.Tooltip("boundary:Q", title="boundary (first late layer)"),
+    ]
+    base = alt.Chart(frame).encode(y=y, yOffset=offset, color=color, tooltip=tooltip)
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("lower:Q", title=f"{statistic} (CKA units)"), x2="upper:Q"
+    )
+    points = base.mark_point(filled=True, size=50).encode(x="value:Q")
+    layers: list[alt.Chart] = [bars, points]
+    if threshold is not None:
+        rule = pd.DataFrame({"threshold": [float(threshold)]})
+        layers.append(
+            alt.Chart(rule)
+            .mark_rule(strokeDash=[4, 4], color="gray")
+            .encode(x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="threshold")])
+        )
+    chart = alt.layer(*layers).properties(width=360)
+    if frame["model"].nunique() > 1:
+        return chart.facet(row=alt.Row("model:N", title=None))
+    return chart
+
+
+def truncation_curves(
+    truncation: pd.DataFrame,
+    *,
+    metric: str | None = None,
+    boundaries: pd.DataFrame | None = None,
+    columns: int = 4,
+) -> alt.FacetChart:
+    """The metric against the number of layers kept, one panel per (model, task).
+
+    Parameters
+    ----------
+    truncation
+        The ``truncation`` table.
+    metric
+        Which metric to draw when a task reports several (default: each task's first, the one
+        named first in its results, e.g. ``accuracy``).
+    boundaries
+        Optional frame with columns ``model, task, boundary`` (e.g. the fine-tuned CKA block
+        boundary averaged over seeds): drawn as a vertical rule, where claim C6 expects the curve
+        to recover.
+    columns
+        Panels per row.
+
+    Returns
+    -------
+    altair.FacetChart
+        Mean over seeds as a line, each seed as a point.
+    """
+    _require(truncation, [*_RUN, "seed", "layers_kept", "metric", "value"], "truncation")
+    frame = truncation
+    if metric is not None:
+        frame = _one(frame, "metric", metric, "truncation_curves")
+    else:  # each (model, task)'s first metric
+        first = frame.groupby(["model", "task"], sort=False)["metric"].transform("first")
+        frame = frame[frame["metric"] == first]
+    frame = frame.copy()
+    frame["panel"] = frame["model"] + " · " + frame["task"]
+    frame["seed"] = frame["seed"].astype(str)
+    x = alt.X("layers_kept:Q", title="layers kept", axis=alt.Axis(tickMinStep=1))
+    tooltip = [
+        alt.Tooltip("model:N"),
+        alt.Tooltip("task:N"),
+        alt.Tooltip("layers_kept:Q", title="layers kept"),
+        alt.Tooltip("metric:N"),
+    ]
+    # One data set for all layers (facets need that); each layer keeps its own rows.
+    has_value = "isValid(datum.value)"
+    points = (
+        alt.Chart()
+        .transform_filter(has_value)
+        .mark_point(opacity=0.6)
+        .encode(
+            x=x,
+            y=alt.Y("value:Q", title="validation metric"),
+            shape=alt.Shape("seed:N"),
+            tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("value:Q", format=".4f")],
+        )
+    )
+    line = (
+        alt.Chart()
+        .transform_filter(has_value)
+        .mark_line()
+        .encode(
+            x=x,
+            y="mean(value):Q",
+            tooltip=[*tooltip, alt.Tooltip("mean(value):Q", title="mean", format=".4f")],
+        )
+    )
+    layers: list[alt.Chart] = [line, points]
+    data = frame
+    if boundaries is not None:
+        _require(boundaries, ["model", "task", "boundary"], "boundaries")
+        marks = boundaries[["model", "task", "boundary"]].copy()
+        marks["panel"] = marks["model"] + " · " + marks["task"]
+        data = pd.concat([frame, marks[["panel", "boundary"]]], ignore_index=True)
+        layers.append(
+            alt.Chart()
+            .transform_filter("isValid(datum.boundary)")
+            .mark_rule(strokeDash=[5, 3], color="firebrick")
+            .encode(
+                x="boundary:Q",
+                tooltip=[alt.Tooltip("boundary:Q", title="CKA boundary (first late layer)")],
+            )
+        )
+    return (
+        alt.layer(*layers, data=data)
+        .properties(width=170, height=130)
+        .facet(facet=alt.Facet("panel:N", title=None), columns=columns)
+    )
+
+
+# --------------------------------------------------------------------------- offline rendering
+
+
+def _vega_lite_version() -> str:
+    """The vega-lite version altair writes, as ``vl_convert`` names it (``"6.4"``)."""
+    return alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0]
+
+
+def write_javascript_bundle(path: str | Path) -> Path:
+    """Write vega, vega-lite and vega-embed as one self-contained script (no network needed).
+
+    Load it as ``<script type="module">``; it sets ``window.vegaEmbed``. Matches the vega-lite
+    version of the installed altair.
+    """
+    import vl_convert
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bundle = vl_convert.javascript_bundle(vl_version=_vega_lite_version())
+    path.write_text(bundle, encoding="utf-8")
+    return path
+
+
+# Renders when the bundle is there; leaves the static SVG otherwise (and says why in the console
+# only when vega-embed itself fails, which the book's browser test treats as an error).
+_SCRIPT = """
+(function () {{
+  var root = document.getElementById("{id}");
+  var spec = {spec};
+  function draw() {{
+    vegaEmbed(root.querySelector(".layersim-chart-view"), spec,
+              {{renderer: "svg", actions: false}})
+      .then(function () {{
+        var fallback = root.querySelector(".layersim-chart-fallback");
+        if (fallback) fallback.remove();
+      }})
+      .catch(function (error) {{ console.error("layersim chart {id}:", error); }});
+  }}
+  if (window.vegaEmbed) draw();
+  else window.addEventListener("load", function () {{ if (window.vegaEmbed) draw(); }});
+}})();
+"""
+
+
+def offline_html(chart: alt.TopLevelMixin | dict) -> str:
+    """HTML for a chart that needs no network: a static SVG replaced by the interactive chart.
+
+    See the module's docstring. `chart` is an altair chart or a vega-lite dict.
+    """
+    import vl_convert
+
+    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    svg = vl_convert.vegalite_to_svg(spec, vl_version=_vega_lite_version())
+    chart_id = f"layersim-chart-{uuid.uuid4().hex}"
+    # "</" would end the script element early; JSON allows "<\/".
+    spec_json = json.dumps(spec).replace("</", "<\\/")
+    script = _SCRIPT.format(id=chart_id, spec=spec_json)
+    return (
+        f'<div class="layersim-chart" id="{html.escape(chart_id)}">'
+        '<div class="layersim-chart-view"></div>'
+        f'<div class="layersim-chart-fallback">{svg}</div>'
+        f"<script>{script}</script></div>"
+    )
+
+
+def _offline_renderer(spec: dict, **_metadata: object) -> dict[str, str]:
+    return {"text/html": offline_html(spec)}
+
+
+def enable_offline_renderer() -> None:
+    """Make :func:`offline_html` altair's renderer (the book's pages call this)."""
+    alt.renderers.register("layersim-offline", _offline_renderer)
+    alt.renderers.enable("layersim-offline")

@@ -1,0 +1,153 @@
+"""layersim.claims: verdicts on constructed tables whose answer is known by construction."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from layersim import claims
+
+
+def block_rows(model, task, seed, *, lower, pretrained_lower=-0.02, boundary=5, pooling="cls"):
+    rows = []
+    for kind, low in (("finetuned", lower), ("pretrained", pretrained_lower)):
+        for statistic, value in (("excess", low + 0.02), ("contrast", 0.3)):
+            rows.append({
+                "preset": "demo", "model": model, "task": task, "seed": seed, "kind": kind,
+                "estimator": "biased", "pooling": pooling, "statistic": statistic,
+                "value": value, "lower": low, "upper": low + 0.04, "boundary": boundary,
+            })  # fmt: skip
+    return rows
+
+
+def curve_rows(model, task, seed, values, metric="accuracy"):
+    return [
+        {
+            "preset": "demo",
+            "model": model,
+            "task": task,
+            "seed": seed,
+            "layers_kept": k,
+            "metric": metric,
+            "value": v,
+        }  # fmt: skip
+        for k, v in enumerate(values)
+    ]
+
+
+FULL_DROP_ONE = [0.5, 0.5, 0.5, 0.5, 0.5, 0.9, 0.9]  # knee 5: the top layer can go
+NO_DROP = [0.5, 0.5, 0.5, 0.5, 0.5, 0.6, 0.9]  # knee 6
+
+
+def tables(specs):
+    """specs: (model, task, seed, finetuned lower, curve, boundary)."""
+    blocks, curves = [], []
+    for model, task, seed, lower, curve, boundary in specs:
+        blocks += block_rows(model, task, seed, lower=lower, boundary=boundary)
+        curves += curve_rows(model, task, seed, curve)
+    return pd.DataFrame(blocks), pd.DataFrame(curves)
+
+
+def card_of(specs, **kwargs):
+    return claims.scorecard(*tables(specs), **kwargs).set_index("claim")
+
+
+def test_wilson_interval_matches_the_textbook_value() -> None:
+    # 3 successes of 4 at 95%: Wilson (1927) interval 0.3006 .. 0.9544 (hand-computed).
+    low, high = claims.wilson_interval(3, 4)
+    assert low == pytest.approx(0.3006, abs=5e-4) and high == pytest.approx(0.9544, abs=5e-4)
+    assert claims.wilson_interval(0, 10)[0] == 0.0
+    assert claims.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_one_row_per_claim_in_order() -> None:
+    card = claims.scorecard(*tables([("m", "t1", 0, 0.2, FULL_DROP_ONE, 5)]))
+    assert tuple(card["claim"]) == claims.CLAIM_IDS
+    assert list(card.columns) == claims.SCORECARD_COLUMNS
+
+
+def test_blocks_in_most_tasks_reproduce_c1_c2_and_c6() -> None:
+    specs = [
+        ("m", f"t{i}", seed, 0.2 if i < 3 else 0.0, FULL_DROP_ONE, 5)
+        for i in range(4)
+        for seed in (0, 1)
+    ]
+    card = card_of(specs)
+    assert card.loc["C1", "estimate"] == pytest.approx(6 / 8)
+    assert card.loc["C1", "verdict"] == claims.REPRODUCED
+    assert card.loc["C2", "estimate"] == pytest.approx(3 / 4)
+    assert card.loc["C2", "verdict"] == claims.REPRODUCED  # 75% is "almost all"
+    assert card.loc["C3", "verdict"] == claims.REPRODUCED  # pretrained lower -0.02 everywhere
+    assert card.loc["C5", "verdict"] == claims.REPRODUCED
+    assert card.loc["C6", "estimate"] == 0.0  # knee 5 == boundary 5
+    assert card.loc["C6", "verdict"] == claims.REPRODUCED
+    assert card.loc["C4", "verdict"] == claims.NOT_TESTABLE
+
+
+def test_no_blocks_means_c1_not_reproduced_and_c6_not_testable() -> None:
+    card = card_of([("m", f"t{i}", 0, 0.01, NO_DROP, 5) for i in range(3)])
+    assert card.loc["C1", "estimate"] == 0.0
+    assert card.loc["C1", "verdict"] == claims.NOT_REPRODUCED
+    assert card.loc["C5", "verdict"] == claims.NOT_REPRODUCED
+    assert card.loc["C6", "verdict"] == claims.NOT_TESTABLE
+    assert math.isnan(card.loc["C6", "estimate"])
+
+
+def test_threshold_is_a_strict_lower_bound() -> None:
+    at = card_of([("m", "t", 0, claims.DEFAULT_EXCESS_THRESHOLD, NO_DROP, 5)])
+    assert at.loc["C1", "estimate"] == 0.0
+    looser = card_of([("m", "t", 0, 0.03, NO_DROP, 5)], threshold=0.02)
+    assert looser.loc["C1", "estimate"] == 1.0
+
+
+def test_a_pair_needs_a_strict_majority_of_seeds() -> None:
+    specs = [("m", "t", 0, 0.2, NO_DROP, 5), ("m", "t", 1, 0.0, NO_DROP, 5)]
+    pairs = claims.pair_table(*tables(specs))
+    assert pairs.loc[0, "runs_with_blocks"] == 1 and not pairs.loc[0, "blocks"]
+
+
+def test_c2_needs_two_tasks() -> None:
+    card = card_of([("m", "t", seed, 0.2, NO_DROP, 5) for seed in range(3)])
+    assert card.loc["C2", "verdict"] == claims.NOT_TESTABLE
+
+
+def test_knee_mismatch_fails_c6() -> None:
+    card = card_of([("m", f"t{i}", 0, 0.2, NO_DROP, 4) for i in range(3)])
+    assert card.loc["C6", "estimate"] == pytest.approx(2.0)  # knee 6, boundary 4
+    assert card.loc["C6", "verdict"] == claims.NOT_REPRODUCED
+
+
+def test_electra_is_compared_with_the_others() -> None:
+    specs = [("roberta-base", f"t{i}", 0, 0.2, NO_DROP, 5) for i in range(4)]
+    specs += [("google/electra-base-discriminator", f"t{i}", 0, 0.0, NO_DROP, 5) for i in range(4)]
+    card = card_of(specs)
+    assert card.loc["C4", "estimate"] == pytest.approx(-1.0)
+    assert card.loc["C4", "verdict"] == claims.REPRODUCED
+    # ELECTRA runs are left out of C1: all remaining runs have blocks.
+    assert card.loc["C1", "estimate"] == 1.0
+
+
+def test_main_metric_of_a_known_task_decides_the_knee() -> None:
+    # synth_agreement's main metric is accuracy; its MCC curve (listed first) would give knee 6.
+    blocks, _ = tables([("m", "synth_agreement", 0, 0.2, NO_DROP, 5)])
+    curves = pd.DataFrame(
+        curve_rows("m", "synth_agreement", 0, NO_DROP, metric="matthews_correlation")
+        + curve_rows("m", "synth_agreement", 0, FULL_DROP_ONE, metric="accuracy")
+    )
+    pairs = claims.pair_table(blocks, curves)
+    assert pairs.loc[0, "metric"] == "accuracy" and pairs.loc[0, "knee"] == 5
+
+
+def test_bad_tables_are_refused() -> None:
+    blocks, curves = tables([("m", "t", 0, 0.2, NO_DROP, 5)])
+    with pytest.raises(ValueError, match="lacks column 'boundary'"):
+        claims.scorecard(blocks.drop(columns="boundary"), curves)
+    two_poolings = pd.concat([blocks, blocks.assign(pooling="mean")])
+    with pytest.raises(ValueError, match="select one pooling"):
+        claims.scorecard(two_poolings, curves)
+    with pytest.raises(ValueError, match="one preset"):
+        claims.scorecard(pd.concat([blocks, blocks.assign(preset="tiny")]), curves)
+    with pytest.raises(ValueError, match="estimator 'debiased'"):
+        claims.scorecard(blocks, curves, estimator="debiased")

@@ -1,0 +1,152 @@
+"""layersim.plots: the charts carry the right numbers, and render offline."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from layersim import plots
+
+
+def cka_frame(seeds=(0, 1), layers=(1, 2, 3)) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        for kind in ("finetuned", "pretrained", "pretrained_vs_finetuned"):
+            for a in layers:
+                for b in layers:
+                    value = 1.0 if a == b and kind != "pretrained_vs_finetuned" else 0.1 * (a + b)
+                    rows.append({
+                        "preset": "demo", "model": "m", "task": "t", "seed": seed, "kind": kind,
+                        "layer_a": a, "layer_b": b, "cka": value + 0.01 * seed,
+                        "estimator": "biased", "pooling": "cls", "n": 100,
+                    })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_heatmap_cells_are_seed_means_with_exact_tooltips() -> None:
+    frame = cka_frame()
+    chart = plots.cka_heatmaps(frame)
+    data = chart.data
+    cell = data[(data["kind"] == "fine-tuned") & (data["layer_a"] == 1) & (data["layer_b"] == 2)]
+    assert cell["cka"].item() == pytest.approx((0.3 + 0.31) / 2)  # mean of seeds 0 and 1
+    assert cell["seeds"].item() == "0, 1"
+    spec = chart.to_dict()
+    tooltips = spec["spec"]["encoding"]["tooltip"]
+    assert {"field": "cka", "format": ".4f"}.items() <= next(
+        t for t in tooltips if t["field"] == "cka"
+    ).items()
+    assert {"model", "task", "layer_a", "layer_b"} <= {t["field"] for t in tooltips}
+    assert spec["spec"]["encoding"]["color"]["scale"]["domain"] == [0, 1]
+
+
+def test_heatmap_errors_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="lacks columns"):
+        plots.cka_heatmaps(cka_frame().drop(columns="n"))
+    with pytest.raises(ValueError, match="empty"):
+        plots.cka_heatmaps(cka_frame().iloc[:0])
+    with pytest.raises(ValueError, match="estimator='debias'"):
+        plots.cka_heatmaps(cka_frame(), estimator="debias")
+
+
+def test_cross_diagonal_takes_the_diagonal_of_the_cross_matrix() -> None:
+    data = plots.cross_diagonal(cka_frame()).data
+    assert list(data["layer_a"]) == [1, 2, 3]
+    assert list(data["cka"]) == pytest.approx([0.2 + 0.005, 0.4 + 0.005, 0.6 + 0.005])
+
+
+def truncation_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "preset": "demo",
+                "model": "m",
+                "task": "t",
+                "seed": s,
+                "layers_kept": k,
+                "metric": metric,
+                "value": 0.5 + 0.1 * k + (0.2 if metric == "f1" else 0),
+            }  # fmt: skip
+            for s in (0, 1)
+            for k in range(4)
+            for metric in ("accuracy", "f1")
+        ]
+    )
+
+
+def test_truncation_curves_use_the_first_metric_and_draw_the_boundary() -> None:
+    boundaries = pd.DataFrame({"model": ["m"], "task": ["t"], "boundary": [2.0]})
+    chart = plots.truncation_curves(truncation_frame(), boundaries=boundaries)
+    data = chart.data
+    assert set(data["metric"].dropna()) == {"accuracy"}
+    assert data["boundary"].dropna().tolist() == [2.0]
+    assert len(chart.to_dict()["spec"]["layer"]) == 3  # line, points, rule
+    only_f1 = plots.truncation_curves(truncation_frame(), metric="f1").data
+    assert set(only_f1["metric"]) == {"f1"}
+
+
+def test_block_statistics_draws_intervals_and_threshold() -> None:
+    blocks = pd.DataFrame(
+        [
+            {
+                "preset": "demo",
+                "model": "m",
+                "task": "t",
+                "seed": 0,
+                "kind": kind,
+                "estimator": "biased",
+                "pooling": "cls",
+                "statistic": "excess",
+                "value": 0.1,
+                "lower": 0.05,
+                "upper": 0.2,
+                "boundary": 3,
+            }  # fmt: skip
+            for kind in ("finetuned", "pretrained")
+        ]
+    )
+    spec = plots.block_statistics(blocks, threshold=0.05).to_dict()
+    marks = [layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]
+             for layer in spec["layer"]]  # fmt: skip
+    assert marks == ["rule", "point", "rule"]
+
+
+def test_offline_html_has_a_static_fallback_and_an_escaped_spec() -> None:
+    chart = (
+        alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]}))
+        .mark_point()
+        .encode(x="x", y="y")
+        .properties(title="a </script> in a title")
+    )
+    html = plots.offline_html(chart)
+    assert html.startswith('<div class="layersim-chart" id="layersim-chart-')
+    assert '<div class="layersim-chart-view"></div>' in html
+    fallback = re.search(r'<div class="layersim-chart-fallback">(.*?)</div>', html, re.S)
+    assert fallback and fallback.group(1).lstrip().startswith("<svg")
+    script = html[html.index("<script>") + len("<script>") : html.rindex("</script>")]
+    assert "</script>" not in script  # the title cannot end the script early
+    spec = json.loads(re.search(r"var spec = (.*?);\n", script).group(1))
+    assert spec["title"] == "a </script> in a title"
+    assert plots.offline_html(chart) != html  # every chart gets its own id
+
+
+def test_offline_renderer_outputs_the_offline_html() -> None:
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x")
+    active = alt.renderers.active
+    try:
+        plots.enable_offline_renderer()
+        bundle = chart._repr_mimebundle_()
+        html = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
+        assert 'class="layersim-chart"' in html
+    finally:
+        alt.renderers.enable(active)
+
+
+def test_javascript_bundle_defines_vega_embed(tmp_path) -> None:
+    path = plots.write_javascript_bundle(tmp_path / "static" / "vega-bundle.js")
+    text = path.read_text(encoding="utf-8")
+    assert "window.vegaEmbed" in text
+    assert not re.search(r"""\bimport\s*(\(|[^;]*from\s*)["']https?:""", text)  # no remote import
