@@ -4,6 +4,7 @@
   generated from the installed ``vl_convert`` (matching altair's vega-lite version) into
   ``_build/.vega-<version>/`` once, added to the static path, and loaded on every page as a module
   script that sets ``window.vegaEmbed`` for the charts of :func:`layersim.plots.offline_html`.
+* ``layersim.css``: wide charts and tables scroll instead of being cut off.
 * Sphinx < 8.2 lists some inline scripts twice (sphinx-doc/sphinx#13402); sphinx-thebe's declares
   a ``const``, so the second copy throws on every page. Duplicates are dropped here.
 """
@@ -18,14 +19,21 @@ from sphinx.config import Config
 from layersim.plots import _vega_lite_version, write_javascript_bundle
 
 BUNDLE = "vega-bundle.js"
+STYLE = "layersim.css"
+# Wide charts and tables scroll sideways instead of being cut off by the page's column.
+CSS = """
+div.layersim-chart, div.cell_output table { display: block; max-width: 100%; overflow-x: auto; }
+"""
 
 
 def _add_bundle(app: Sphinx, config: Config) -> None:
     directory = Path(app.outdir).parent / f".vega-{_vega_lite_version()}"
     if not (directory / BUNDLE).exists():
         write_javascript_bundle(directory / BUNDLE)
+    (directory / STYLE).write_text(CSS, encoding="utf-8")
     config.html_static_path.append(str(directory))
     app.add_js_file(BUNDLE, type="module")
+    app.add_css_file(STYLE)
 
 
 def _drop_duplicate_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:

@@ -20,6 +20,7 @@ from . import plots, results
 
 __all__ = [
     "colab_url",
+    "intervals",
     "load",
     "produced_by",
     "repository",
@@ -27,6 +28,7 @@ __all__ = [
     "results_dir",
     "setup",
     "source_url",
+    "table",
 ]
 
 #: Which experiment notebook writes which results table.
@@ -111,6 +113,22 @@ def setup() -> None:
     if "google.colab" not in sys.modules:
         plots.enable_offline_renderer()
     pd.set_option("display.precision", 4)
+
+
+def intervals(lower: pd.Series, upper: pd.Series, digits: int = 3) -> pd.Series:
+    """``[lower, upper]`` strings for a table column ("–" where there is none)."""
+    return pd.Series(
+        [
+            "–" if pd.isna(a) or pd.isna(b) else f"[{a:.{digits}f}, {b:.{digits}f}]"
+            for a, b in zip(lower, upper, strict=True)
+        ],
+        index=lower.index,
+    )
+
+
+def table(frame: pd.DataFrame, digits: int = 3):
+    """A frame as the book shows tables: no index column, floats to `digits` decimals."""
+    return frame.style.hide(axis="index").format(precision=digits)
 
 
 def _values(values: list) -> str:

@@ -345,7 +345,7 @@ def truncation_curves(
         )
     return (
         alt.layer(*layers, data=data)
-        .properties(width=170, height=130)
+        .properties(width=220, height=140)
         .facet(facet=alt.Facet("panel:N", title=None), columns=columns)
     )
 

@@ -1046,7 +1046,9 @@ def generate_synthetic(name: str, seed: int = 0) -> datasets.DatasetDict:
         cabinets is ..."), object relatives ("the pilot that the guards admire are ...") and
         subject relatives; 50 nouns with regular and irregular plurals, 24 predicates. Attractors
         disagree with the head in number 75% of the time. Probe 0.501 (chance: the frozen
-        features do not encode agreement linearly), fine-tuned 1.000.
+        features do not encode agreement linearly), fine-tuned 1.000 (seed 0; of the demo's seeds
+        1 and 2, one also reached 1.000, the other stayed at 0.567: fine-tuning this task fails
+        on some seeds).
     ``synth_entailment`` (RTE/MNLI-like; entailment / not_entailment)
         Quantifiers (every/each, some/a/at least one, no) with hypernym trees of 48 nouns and
         37 verb phrases ("every poodle sprinted in the park." ⇒ "some dog ran in the park.");

@@ -296,3 +296,17 @@ def test_internal_links_resolve(visit: Callable[[str], Visit], page: str) -> Non
         elif fragment and target.endswith(".html") and fragment not in _scan(target).ids:
             broken.append(f"{href} -> no id {fragment!r} in {target}")
     assert not broken, f"broken links on {page}:\n" + "\n".join(broken)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_notebook_pages_launch_their_ipynb_in_colab(book_root: Path, page: str) -> None:
+    """A page built from a MyST notebook with an .ipynb twin gets a Colab button for the twin."""
+    source = book_root.parent.parent / Path(page).with_suffix(".ipynb")
+    html = (book_root / page).read_text(encoding="utf-8")
+    launches = set(re.findall(r'href="(https://colab\.research\.google\.com/github/[^"]+)"', html))
+    if not source.is_file():
+        return
+    expected = Path(page).with_suffix(".ipynb").as_posix()
+    assert any(url.endswith(f"/blob/main/{expected}") for url in launches), (
+        f"{page}: no Colab launch button for {expected}; found {sorted(launches)}"
+    )
