@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from . import plots, results
+from .batch import STEP_TABLES
 
 __all__ = [
     "colab_url",
@@ -31,14 +32,9 @@ __all__ = [
     "table",
 ]
 
-#: Which experiment notebook writes which results table.
-NOTEBOOK_OF_TABLE = {
-    "metrics": "notebooks/finetune.ipynb",
-    "cka": "notebooks/similarity.ipynb",
-    "blocks": "notebooks/similarity.ipynb",
-    "truncation": "notebooks/truncation.ipynb",
-}
-_STEP_OF_TABLE = {"metrics": "finetune", "cka": "similarity", "blocks": "similarity"}
+#: The experiment step (notebook ``notebooks/<step>.ipynb``) that writes each results table.
+STEP_OF_TABLE = {table: step for step, tables in STEP_TABLES.items() for table in tables}
+
 COLAB = "https://colab.research.google.com/github"
 
 
@@ -145,10 +141,10 @@ def produced_by(table: str, frame: pd.DataFrame, *, preset: str = "demo"):
     """
     from IPython.display import Markdown
 
-    if table not in NOTEBOOK_OF_TABLE:
-        raise ValueError(f"unknown table {table!r}; known: {', '.join(NOTEBOOK_OF_TABLE)}")
-    notebook = NOTEBOOK_OF_TABLE[table]
-    step = _STEP_OF_TABLE.get(table, "truncation")
+    if table not in STEP_OF_TABLE:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(STEP_OF_TABLE)}")
+    step = STEP_OF_TABLE[table]
+    notebook = f"notebooks/{step}.ipynb"
     keys = frame[["preset", "model", "task", "seed"]].drop_duplicates()
     parameters: dict[str, list] = {}
     commits: list[str] = []
