@@ -22,11 +22,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 ## reproduce: the main job: run the default (demo) preset, resuming and skipping runs whose
-## results are already in results/, then build the book from results/.
+## results are already in results/, then build the book from results/. The demo and synthetic
+## presets hold the seeds the book ships (0, 1, 2); SEEDS=0 (or any list) runs others.
 PRESET ?= demo
-## The book ships the demo preset with seeds 0, 1, 2 (results/demo), so that is what reproduce
-## runs; SEEDS=0 (or any list) overrides it, SEEDS= runs the preset's own seeds.
-SEEDS ?= $(if $(filter demo,$(PRESET)),0 1 2)
+SEEDS ?=
 reproduce: $(STAMP)
 	$(BIN)/python -m layersim run --preset $(PRESET) $(if $(strip $(SEEDS)),--seeds $(SEEDS))
 	$(MAKE) book
@@ -43,8 +42,10 @@ test: lint $(STAMP)
 	$(MAKE) browser-test
 
 ## browser-test: open every page of the built book (_build/html) in headless Chromium (the system
-## one: Debian's `chromium`, or LAYERSIM_CHROMIUM=/path/to/chrome); needs `make book` first.
+## one, or LAYERSIM_CHROMIUM=/path/to/chrome); needs `make book` first. When no Chromium is found,
+## tools/ensure-chromium installs Debian's `chromium` where it can (root or passwordless sudo).
 browser-test: $(STAMP)
+	@bash tools/ensure-chromium
 	$(BIN)/python -m pytest -m book tests/browser
 
 lint: $(STAMP)

@@ -52,17 +52,21 @@ batch_size = None
 max_length = None
 train_limit = None
 eval_limit = None
+# Fractions of training at which the weights are kept (runs/.../model/progress/step-N), for the
+# analysis of when the blocks form; () keeps none.
+snapshots = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 
 # %%
+import os
 import time
 
 import pandas as pd
 
-from layersim import devices, finetune, presets, results
+from layersim import data, devices, finetune, presets, results, tasks
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, model, task, seed)
-spec = presets.get_preset(preset)
+key = results.RunKey(preset, presets.model_key(model), task, seed)
+spec = presets.get_preset(preset, task)
 output_dir = key.run_dir(work_dir) / "model"
 print(f"run {key}; preset: {spec.description}; device: {devices.describe_device(chosen_device)}")
 
@@ -83,6 +87,7 @@ result = finetune.finetune(
     limit=train_limit if train_limit is not None else spec.train_limit,
     eval_limit=eval_limit if eval_limit is not None else spec.eval_limit,
     preset=preset,
+    snapshots=tuple(snapshots),
 )
 seconds = time.perf_counter() - start
 print(f"{'reused' if result.reused else 'trained'} in {seconds:.0f} s: {result.metrics}")
@@ -95,9 +100,15 @@ metrics = pd.DataFrame(
     [{**key.as_dict(), "metric": name, "value": float(v)} for name, v in result.metrics.items()]
 )
 parameters = {
-    "epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
+    "model_source": os.path.abspath(model) if os.path.isdir(model) else model,
+    "snapshots": list(snapshots), "epochs": epochs, "learning_rate": learning_rate,
+    "batch_size": batch_size,
     "max_length": max_length, "train_limit": train_limit, "eval_limit": eval_limit,
     "output_dir": str(output_dir), "reused": result.reused,
+    "train_examples": result.record["train_examples"],
+    "eval_examples": result.record["eval_examples"],
+    # the real-text tasks: which package release, sizes and label balance of every split
+    "data": data.status().get(task) if tasks.get_task(task).is_packaged else None,
 }  # fmt: skip
 results.write_table(
     results_dir,

@@ -62,15 +62,14 @@ n_boot = 200  # bootstrap replicates for the block statistics
 # %%
 import time
 
-import pandas as pd
 from torch.utils.data import DataLoader
 from transformers import AutoModel
 
-from layersim import blocks, cka, devices, finetune, presets, reps, results, tasks
+from layersim import devices, finetune, presets, reps, results, steps, tasks
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, model, task, seed)
-spec = presets.get_preset(preset)
+key = results.RunKey(preset, presets.model_key(model), task, seed)
+spec = presets.get_preset(preset, task)
 examples = examples or spec.similarity_examples
 max_length = max_length or spec.max_length
 start = time.perf_counter()
@@ -92,8 +91,7 @@ print(f"{len(encoded)} validation inputs of {task}")
 # %%
 finetuned = AutoModel.from_pretrained(key.run_dir(work_dir) / "model").to(chosen_device)
 pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
-first = 1 if pooling in ("cls", "first") else 0
-layers = list(range(first, finetuned.config.num_hidden_layers + 1))
+layers = steps.compared_layers(finetuned.config.num_hidden_layers, pooling)
 kwargs = dict(pooling=pooling, layers=layers, autocast=chosen_device.type == "cuda",
               special_token_ids=tokenizer.all_special_ids, progress=True)  # fmt: skip
 reps_finetuned = reps.layer_representations(finetuned, loader, **kwargs)
@@ -106,51 +104,23 @@ print(f"representations: {tuple(reps_finetuned.shape)} (layers, inputs, width)")
 # embedding output, l the output of layer l):
 
 # %%
-pairs = {
-    "finetuned": (reps_finetuned, None),
-    "pretrained": (reps_pretrained, None),
-    "pretrained_vs_finetuned": (reps_pretrained, reps_finetuned),
-}
-rows, matrices = [], {}
-for estimator in ("biased", "debiased"):
-    for kind, (xs, ys) in pairs.items():
-        matrix = cka.cka_matrix(xs, ys, debiased=estimator == "debiased").cpu()
-        matrices[kind, estimator] = matrix
-        for i, layer_a in enumerate(layers):
-            for j, layer_b in enumerate(layers):
-                rows.append({
-                    **key.as_dict(), "kind": kind, "layer_a": layer_a, "layer_b": layer_b,
-                    "cka": float(matrix[i, j]), "estimator": estimator, "pooling": pooling, "n": n,
-                })  # fmt: skip
-cka_rows = pd.DataFrame(rows)
+matrices = steps.cka_matrices(reps_finetuned, reps_pretrained)
+cka_table = steps.cka_rows(key, matrices, layers=layers, pooling=pooling, n=n)
 matrices["finetuned", "biased"].numpy().round(2)
 
 # %% [markdown]
 # Block statistics of each self matrix (biased estimator; `layersim.blocks` explains them):
 # the best early/late boundary, the within-minus-between contrast, and the excess over what
-# smooth decay with layer distance would give, with bootstrap intervals over inputs and a
-# permutation p-value over layer orders.
+# smooth decay with layer distance would give, with bootstrap intervals over inputs; the share of
+# bootstrap samples that agree on the boundary and a permutation p-value over layer orders (these
+# two have no interval). `boundary` is the first layer of the late block.
 
 # %%
-block_rows = []
-for kind, xs in (("finetuned", reps_finetuned), ("pretrained", reps_pretrained)):
-    boot = blocks.bootstrap_blocks(xs, n_boot=n_boot, seed=seed)
-    split = boot.estimate
-    boundary = layers[split.boundary]  # first layer of the late block, as a hidden-state index
-    p_value = blocks.permutation_pvalue(matrices[kind, "biased"].numpy(), seed=seed)
-    stats = {
-        "excess": (split.excess, *boot.excess_interval),
-        "contrast": (split.contrast, *boot.contrast_interval),
-        "boundary_agreement": (boot.boundary_agreement,) * 3,
-        "permutation_p": (p_value,) * 3,
-    }
-    for statistic, (value, lower, upper) in stats.items():
-        block_rows.append({
-            **key.as_dict(), "kind": kind, "estimator": "biased", "pooling": pooling,
-            "statistic": statistic, "value": float(value), "lower": float(lower),
-            "upper": float(upper), "boundary": int(boundary),
-        })  # fmt: skip
-block_table = pd.DataFrame(block_rows)
+block_table = steps.block_table(
+    key,
+    {"finetuned": reps_finetuned, "pretrained": reps_pretrained},
+    layers=layers, pooling=pooling, n_boot=n_boot, seed=seed, matrices=matrices,
+)  # fmt: skip
 block_table[["kind", "statistic", "value", "lower", "upper", "boundary"]]
 
 # %%
@@ -161,6 +131,6 @@ provenance = results.collect_provenance(
     devices.describe_device(chosen_device),
     seconds,
 )  # fmt: skip
-results.write_table(results_dir, key, "cka", cka_rows, provenance=provenance)
+results.write_table(results_dir, key, "cka", cka_table, provenance=provenance)
 results.write_table(results_dir, key, "blocks", block_table, provenance=provenance)
-print(f"wrote {len(cka_rows)} CKA rows and {len(block_table)} block rows in {seconds:.0f} s")
+print(f"wrote {len(cka_table)} CKA rows and {len(block_table)} block rows in {seconds:.0f} s")

@@ -20,7 +20,7 @@
 # feed the output of layer k to the task head that was trained on the full depth, with no further
 # tuning, and measure the validation metric, for every k from 0 (embeddings only) to L (the full
 # model). `layersim.truncate.keep_first_layers` builds each truncated model; the original is
-# left untouched.
+# left untouched. The validation split is encoded once and every k is scored on it.
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
@@ -50,14 +50,13 @@ eval_limit = None  # validation examples scored (None: the preset's)
 # %%
 import time
 
-import pandas as pd
 from transformers import AutoConfig
 
-from layersim import devices, finetune, presets, results, tasks, truncate
+from layersim import devices, finetune, presets, results, steps, tasks, truncate
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, model, task, seed)
-spec = presets.get_preset(preset)
+key = results.RunKey(preset, presets.model_key(model), task, seed)
+spec = presets.get_preset(preset, task)
 eval_limit = eval_limit if eval_limit is not None else spec.eval_limit
 start = time.perf_counter()
 
@@ -76,18 +75,9 @@ print(f"{AutoConfig.from_pretrained(model_dir).model_type}, {depth} layers")
 # transformers, so its curve starts at k = 1):
 
 # %%
-first = 1 if head.config.model_type == "deberta-v2" else 0
-rows = []
-for k in range(first, depth + 1):
-    scores = finetune.evaluate(
-        truncate.keep_first_layers(head, k), tokenizer, task, limit=eval_limit, preset=preset
-    )
-    print(f"k={k}: {scores}")
-    rows += [
-        {**key.as_dict(), "layers_kept": k, "metric": name, "value": float(value)}
-        for name, value in scores.items()
-    ]
-curve = pd.DataFrame(rows)
+curve = steps.truncation_curve(
+    key, head, tokenizer, task, limit=eval_limit, preset=preset, progress=True
+)
 curve.pivot(index="layers_kept", columns="metric", values="value")
 
 # %%

@@ -14,7 +14,7 @@ import jupytext
 import pandas as pd
 import pytest
 
-from layersim import batch, results
+from layersim import batch, presets, results
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["tiny-bert", "tiny-albert"]
@@ -77,20 +77,23 @@ def test_second_run_is_a_no_op(finished) -> None:
     assert before == {p: p.stat().st_mtime_ns for p in results_dir.rglob("*.csv")}
 
 
-def test_a_failing_run_fails_alone_and_is_reported(finished) -> None:
+def test_a_failing_run_fails_alone_and_is_reported(finished, tmp_path) -> None:
     results_dir, work_dir, _ = finished
-    models = ["tiny-bert", "tiny-nonexistent"]
+    broken = tmp_path / "broken-model"  # a directory passes the up-front checks, then fails
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": -1}')
+    models = ["tiny-bert", str(broken)]
+    name = presets.model_key(str(broken))
     proc = _cli("run", "--preset", "tiny", "--models", *models, "--tasks", TASK,
                 results_dir=results_dir, work_dir=work_dir, timeout=600)  # fmt: skip
     assert proc.returncode == 1
     assert "0 run(s) done, 1 already complete, 1 failed" in proc.stdout
-    assert "FAILED tiny tiny-nonexistent synth_sentiment seed0 at finetune" in proc.stdout
-    assert "unknown tiny model 'tiny-nonexistent'" in proc.stdout
+    assert f"FAILED tiny {name} synth_sentiment seed0 at finetune" in proc.stdout
     assert "finetune.ipynb" in proc.stdout
-    status = _cli("status", "--preset", "tiny", "--models", "tiny-bert", "tiny-nonexistent",
+    status = _cli("status", "--preset", "tiny", "--models", *models,
                   "--tasks", TASK, results_dir=results_dir, work_dir=work_dir)  # fmt: skip
     assert "done     tiny tiny-bert synth_sentiment seed0" in status.stdout
-    assert "failed   tiny tiny-nonexistent synth_sentiment seed0" in status.stdout
+    assert f"failed   tiny {name} synth_sentiment seed0" in status.stdout
     assert "1 done, 0 missing, 1 failed" in status.stdout
 
 

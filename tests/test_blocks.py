@@ -22,7 +22,6 @@ from layersim.blocks import (
     permutation_baseline,
     permutation_pvalue,
     split_at,
-    truncation_knee,
 )
 
 # ----------------------------------------------------------------------------
@@ -348,38 +347,6 @@ def test_bootstrap_default_cka_fn_is_layersim_cka() -> None:
 
 
 # ----------------------------------------------------------------------------
-# Truncation knee
-# ----------------------------------------------------------------------------
-
-
-def test_knee_of_a_monotone_curve() -> None:
-    kept = list(range(7))
-    acc = [0.50, 0.55, 0.70, 0.85, 0.895, 0.90, 0.90]
-    assert truncation_knee(kept, acc) == 4
-    assert truncation_knee(kept, acc, tolerance=0.05) == 3
-    assert truncation_knee(kept, acc, tolerance=0.0) == 5
-    assert truncation_knee(kept[::-1], acc[::-1]) == 4  # order does not matter
-
-
-def test_knee_of_a_noisy_curve_is_where_it_stays_within_tolerance() -> None:
-    kept = list(range(7))
-    acc = [0.50, 0.91, 0.60, 0.80, 0.893, 0.905, 0.90]  # lucky k=1, and k=5 beats the full model
-    assert truncation_knee(kept, acc) == 4
-    # repeated depths (seeds) are averaged before the knee is found
-    assert truncation_knee([0, 0, 1, 1, 2, 2], [0.5, 0.5, 0.9, 0.7, 0.8, 0.8]) == 1
-    assert truncation_knee([0, 0, 1, 1, 2, 2], [0.5, 0.5, 0.9, 0.6, 0.8, 0.8]) == 2
-
-
-def test_knee_relative_tolerance_and_lower_is_better() -> None:
-    kept = [0, 1, 2, 3]
-    assert truncation_knee(kept, [10.0, 48.0, 49.0, 50.0], tolerance=0.05, relative=True) == 1
-    assert truncation_knee(kept, [10.0, 48.0, 49.0, 50.0], tolerance=1.0) == 2
-    loss = [2.0, 0.6, 0.52, 0.5]
-    assert truncation_knee(kept, loss, tolerance=0.05, higher_is_better=False) == 2
-    assert truncation_knee(kept, [0.9, 0.1, 0.1, 0.1], higher_is_better=False) == 1
-
-
-# ----------------------------------------------------------------------------
 # Bad inputs
 # ----------------------------------------------------------------------------
 
@@ -438,19 +405,3 @@ def test_bad_bootstrap_inputs_raise() -> None:
         bootstrap_blocks(reps, cka_fn=lambda xs: np.full((6, 6), np.nan))
     with pytest.raises(ValueError, match="unknown statistic"):
         bootstrap_blocks(reps, by="between", cka_fn=functools.partial(linear_cka))
-
-
-@pytest.mark.parametrize(
-    ("kept", "values", "kwargs", "match"),
-    [
-        ([0, 1, 2], [0.1, 0.2], {}, "same length"),
-        ([2, 2], [0.1, 0.2], {}, "two distinct depths"),
-        ([0, -1, 2], [0.1, 0.2, 0.3], {}, "non-negative"),
-        ([0, 1.5, 2], [0.1, 0.2, 0.3], {}, "integers"),
-        ([0, 1, 2], [0.1, np.nan, 0.3], {}, "finite"),
-        ([0, 1, 2], [0.1, 0.2, 0.3], {"tolerance": -0.1}, "tolerance"),
-    ],
-)
-def test_bad_knee_inputs_raise(kept, values, kwargs, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        truncation_knee(kept, values, **kwargs)

@@ -21,7 +21,17 @@ import pytest
 import torch
 
 from layersim import cka
-from layersim.cka import CKAAccumulator, MinibatchCKA, cka_matrix, linear_cka, rbf_cka
+from layersim.cka import (
+    CKAAccumulator,
+    MinibatchCKA,
+    budget,
+    cka_matrix,
+    linear,
+    linear_cka,
+    rbf_cka,
+)
+from layersim.cka.numerics import matmul_precision
+from layersim.cka.oneshot import _cka_matrix_impl
 
 F64 = torch.float64
 
@@ -132,7 +142,7 @@ def residual_layers(
 
 
 def methods_impl(xs, ys=None, *, method: str, debiased: bool = False, precision: str = "exact"):
-    return cka._cka_matrix_impl(
+    return _cka_matrix_impl(
         xs,
         ys,
         kernel="linear",
@@ -279,10 +289,10 @@ def test_chunked_code_paths_agree_with_reference(monkeypatch: pytest.MonkeyPatch
     want = {d: ref_matrix(xs, debiased=d) for d in (False, True)}
     want_xy = {d: ref_matrix(xs, ys, debiased=d) for d in (False, True)}
     want_rbf = ref_matrix(xs, ys, kernel="rbf")
-    monkeypatch.setattr(cka, "_CHUNK_BYTES", 512)
-    monkeypatch.setattr(cka, "_MAX_F32_ROWS", 7)
-    monkeypatch.setattr(cka, "_GRAM_BYTES", 45 * 45 * 8 * 2)  # one Gram per group
-    monkeypatch.setattr(cka, "_gram_block_rows", lambda n, n_layers, itemsize: 8)
+    monkeypatch.setattr(budget, "CHUNK_BYTES", 512)
+    monkeypatch.setattr(budget, "MAX_F32_ROWS", 7)
+    monkeypatch.setattr(budget, "GRAM_BYTES", 45 * 45 * 8 * 2)  # one Gram per group
+    monkeypatch.setattr(linear, "_gram_block_rows", lambda n, n_layers, itemsize: 8)
     for debiased in (False, True):
         for method in ("gram", "feature"):
             got = methods_impl(xs, method=method, debiased=debiased)
@@ -298,10 +308,10 @@ def test_chunked_code_paths_agree_with_reference(monkeypatch: pytest.MonkeyPatch
 
 def test_method_choice_follows_cost() -> None:
     widths = [768] * 13
-    assert cka._choose_method(2000, widths, None) == "gram"
-    assert cka._choose_method(20000, widths, None) == "feature"
-    assert cka._choose_method(100, [10000, 10000], [10000]) == "gram"
-    assert cka._choose_method(100000, [16, 32], [8]) == "feature"
+    assert linear.choose_method(2000, widths, None) == "gram"
+    assert linear.choose_method(20000, widths, None) == "feature"
+    assert linear.choose_method(100, [10000, 10000], [10000]) == "gram"
+    assert linear.choose_method(100000, [16, 32], [8]) == "feature"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,6 +464,43 @@ def test_minibatch_cka_is_sum_of_per_batch_hsic(debiased: bool) -> None:
     for part in batches:
         mb.update([x[part] for x in xs])
     assert (mb.compute() - full).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("debiased", [True, False])
+def test_minibatch_cka_averages_per_batch_hsic_over_unequal_batches(debiased: bool) -> None:
+    """Batches of 7, 12 and 20 rows: each batch's HSIC estimate counts once, as in Nguyen et
+    al.'s (1/k) Σ_i HSIC_1(K_i, L_i); the reference code's sums of the unnormalised
+    <U(K_i), U(L_i)> = b_i(b_i-3) HSIC_1 would weight the batches by size instead."""
+    sizes = (7, 12, 20)
+    ends = np.cumsum(sizes)
+    batches = [slice(int(e - b), int(e)) for b, e in zip(sizes, ends, strict=True)]
+    xs = residual_layers(int(ends[-1]), (5, 9, 3), seed=62, offset=30.0)
+    ys = residual_layers(int(ends[-1]), (4, 6), seed=63)
+    hsic = ref_hsic_unbiased if debiased else ref_hsic_biased
+
+    def reference(rows, cols, weights) -> torch.Tensor:
+        """Weighted sums over batches of the float64 per-batch HSIC, then the CKA ratio."""
+        out = torch.empty(len(rows), len(cols), dtype=F64)
+        for a, x in enumerate(rows):
+            for c, y in enumerate(cols):
+                sums = np.zeros(3)
+                for part, w in zip(batches, weights, strict=True):
+                    k, l_ = ref_linear_gram(x[part]), ref_linear_gram(y[part])
+                    sums += w * np.array([hsic(k, l_), hsic(k, k), hsic(l_, l_)])
+                out[a, c] = sums[0] / math.sqrt(sums[1] * sums[2])
+        return out
+
+    by_size = [b * (b - 3) if debiased else (b - 1) ** 2 for b in sizes]
+    for other in (None, ys):
+        mb = MinibatchCKA(debiased=debiased)
+        for part in batches:
+            mb.update([x[part] for x in xs], None if other is None else [y[part] for y in other])
+        assert mb.n == sum(sizes) and mb.num_batches == 3
+        cols = xs if other is None else other
+        got = mb.compute()
+        torch.testing.assert_close(got, reference(xs, cols, [1.0, 1.0, 1.0]), atol=1e-10, rtol=0)
+        # the test tells the two weightings apart: size-weighted sums give other numbers here
+        assert (got - reference(xs, cols, by_size)).abs().max() > 1e-3
 
 
 def test_minibatch_tolerates_a_layer_constant_within_one_batch() -> None:
@@ -657,7 +704,7 @@ def test_matmul_precision_settings_restored_after_an_error() -> None:
         torch.backends.cuda.matmul.fp32_precision,
         torch.backends.mkldnn.matmul.fp32_precision,
     )
-    with pytest.raises(RuntimeError, match="boom"), cka._matmul_precision("fast"):
+    with pytest.raises(RuntimeError, match="boom"), matmul_precision("fast"):
         raise RuntimeError("boom")
     after = (
         torch.backends.cuda.matmul.fp32_precision,

@@ -62,6 +62,27 @@ def test_wilson_interval_matches_the_textbook_value() -> None:
     assert claims.wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (1, 3), (7, 12), (50, 51)])
+def test_wilson_interval_is_the_score_interval(k: int, n: int) -> None:
+    # Wilson (1927): centre (k + z²/2) / (n + z²), half-width z sqrt(k(n-k)/n + z²/4) / (n + z²)
+    z = 1.959963984540054
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    low, high = claims.wilson_interval(k, n)
+    assert low == pytest.approx(centre - half, abs=1e-12)
+    assert high == pytest.approx(centre + half, abs=1e-12)
+
+
+def test_wilson_interval_edge_cases() -> None:
+    assert all(math.isnan(end) for end in claims.wilson_interval(0, 0))  # no trials: no interval
+    for successes, trials, match in [(5, 4, "cannot exceed"), (-1, 4, "non-negative"),
+                                     (1.5, 4, "integer"), (True, 4, "integer")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            claims.wilson_interval(successes, trials)
+    with pytest.raises(ValueError, match="level"):
+        claims.wilson_interval(1, 4, level=95)
+
+
 def test_one_row_per_claim_in_order() -> None:
     card = claims.scorecard(*tables([("m", "t1", 0, 0.2, FULL_DROP_ONE, 5)]))
     assert tuple(card["claim"]) == claims.CLAIM_IDS
@@ -113,6 +134,24 @@ def test_c2_needs_two_tasks() -> None:
     assert card.loc["C2", "verdict"] == claims.NOT_TESTABLE
 
 
+def test_c6_interval_is_a_bootstrap_of_the_mean_gap() -> None:
+    # boundaries 5, 3 and 4 against knee 5 on every curve: gaps 0, 2 and 1, mean 1
+    specs = [("m", f"t{i}", 0, 0.2, FULL_DROP_ONE, b) for i, b in enumerate((5, 3, 4))]
+    card = card_of(specs)
+    assert card.loc["C6", "estimate"] == pytest.approx(1.0)
+    low, high = card.loc["C6", ["lower", "upper"]]
+    # a resampled mean of three values lies between their minimum and maximum
+    assert 0.0 <= low < 1.0 < high <= 2.0
+    same = card_of([("m", f"t{i}", 0, 0.2, FULL_DROP_ONE, 4) for i in range(3)])
+    assert tuple(same.loc["C6", ["lower", "upper"]]) == (1.0, 1.0)  # no spread, no width
+
+
+def test_c6_of_a_single_pair_has_no_interval() -> None:
+    card = card_of([("m", "t", 0, 0.2, FULL_DROP_ONE, 4)])
+    assert card.loc["C6", "estimate"] == 1.0
+    assert math.isnan(card.loc["C6", "lower"]) and math.isnan(card.loc["C6", "upper"])
+
+
 def test_knee_mismatch_fails_c6() -> None:
     card = card_of([("m", f"t{i}", 0, 0.2, NO_DROP, 4) for i in range(3)])
     assert card.loc["C6", "estimate"] == pytest.approx(2.0)  # knee 6, boundary 4
@@ -125,6 +164,8 @@ def test_electra_is_compared_with_the_others() -> None:
     card = card_of(specs)
     assert card.loc["C4", "estimate"] == pytest.approx(-1.0)
     assert card.loc["C4", "verdict"] == claims.REPRODUCED
+    # every ELECTRA pair lacks blocks and every other pair has them: no resample differs
+    assert tuple(card.loc["C4", ["lower", "upper"]]) == (-1.0, -1.0)
     # ELECTRA runs are left out of C1: all remaining runs have blocks.
     assert card.loc["C1", "estimate"] == 1.0
 

@@ -23,19 +23,19 @@ from transformers import (
 from layersim import presets
 from layersim.finetune import (
     METRICS_FILE,
-    evaluate,
+    evaluate_model,
     finetune,
     load_model,
     load_tokenizer,
 )
 from layersim.presets import PRESETS, get_preset, resolve_model
-from layersim.tasks import PAPER_TASKS, SYNTHETIC_TASKS, get_task
+from layersim.tasks import PAPER_TASKS, REAL_TASKS, SYNTHETIC_TASKS, get_task
 
 # --------------------------------------------------------------------------- presets
 
 
 def test_presets_hold_the_design_defaults() -> None:
-    assert set(PRESETS) == {"tiny", "demo", "paper", "paper-large"}
+    assert set(PRESETS) == {"tiny", "demo", "synthetic", "paper", "paper-large"}
     assert get_preset() is PRESETS["demo"]
     paper = get_preset("paper")
     assert paper.models == ("roberta-base", "albert-base-v2", "google/electra-base-discriminator")
@@ -49,8 +49,13 @@ def test_presets_hold_the_design_defaults() -> None:
         "roberta-large", "albert-xxlarge-v2", "google/electra-large-discriminator",
     )  # fmt: skip
     demo = get_preset("demo")
-    assert demo.models == ("minilm-l6",) and demo.tasks == SYNTHETIC_TASKS
-    assert demo.similarity_examples < paper.similarity_examples
+    assert demo.models == ("minilm-l6",) and demo.tasks == REAL_TASKS
+    assert demo.seeds == (0, 1, 2) and demo.similarity_examples < paper.similarity_examples
+    synthetic = get_preset("synthetic")
+    assert synthetic.models == ("minilm-l6",) and synthetic.tasks == SYNTHETIC_TASKS
+    # per-task settings apply only to their task
+    assert get_preset("demo", "vitaminc").max_length == 128 and demo.max_length == 64
+    assert get_preset("demo", "movie_polarity") == demo
     tiny = get_preset("tiny")
     assert set(tiny.tasks) <= set(SYNTHETIC_TASKS) and tiny.train_limit <= 1000
     for preset in PRESETS.values():
@@ -59,7 +64,7 @@ def test_presets_hold_the_design_defaults() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny, demo, paper, paper-large"):
+    with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny, demo, synthetic, paper"):
         get_preset("huge")
 
 
@@ -175,7 +180,7 @@ def test_tiny_model_beats_chance_and_saves_a_loadable_model(trained, lexical_dir
 
     model = AutoModelForSequenceClassification.from_pretrained(output)
     tokenizer = load_tokenizer(str(output))
-    again = evaluate(
+    again = evaluate_model(
         model, tokenizer, "synth_sentiment", data_dir=lexical_dir, preset="tiny", batch_size=7
     )
     assert again["accuracy"] == pytest.approx(result.metrics["accuracy"], abs=0.011)
@@ -260,7 +265,7 @@ def test_regression_and_multiple_choice_heads_fine_tune(tmp_path) -> None:
     assert 0.0 <= mc_run.metrics["accuracy"] <= 1.0 and mc_run.record["global_step"] == 2
     chooser = AutoModelForMultipleChoice.from_pretrained(tmp_path / "csqa")
     tokenizer = load_tokenizer(str(tmp_path / "csqa"))
-    scored = evaluate(chooser, tokenizer, "commonsense_qa", data_dir=data, preset="tiny")
+    scored = evaluate_model(chooser, tokenizer, "commonsense_qa", data_dir=data, preset="tiny")
     assert scored == pytest.approx(mc_run.metrics, abs=1e-9)
 
 
@@ -279,6 +284,32 @@ def test_bad_inputs_fail_before_training(tmp_path) -> None:
 def test_evaluate_restores_the_training_mode() -> None:
     model = load_model("tiny-bert", "synth_entailment").train()
     tokenizer = load_tokenizer("tiny-bert")
-    scores = evaluate(model, tokenizer, "synth_entailment", limit=40, preset="tiny")
+    scores = evaluate_model(model, tokenizer, "synth_entailment", limit=40, preset="tiny")
     assert set(scores) == {"accuracy"} and 0.0 <= scores["accuracy"] <= 1.0
     assert model.training
+
+
+def test_snapshots_keep_the_weights_along_training(tmp_path, lexical_dir) -> None:
+    output = tmp_path / "run"
+    result = finetune(
+        "tiny-bert", "synth_sentiment", output, data_dir=lexical_dir, snapshots=(0, 0.5, 1),
+        **_TINY_RUN,
+    )  # fmt: skip
+    steps = result.record["global_step"]
+    saved = result.record["snapshots"]
+    assert [entry["step"] for entry in saved] == [0, round(steps / 2), steps]
+    assert all(entry["max_steps"] == steps for entry in saved)
+    start = AutoModelForSequenceClassification.from_pretrained(output / "progress" / "step-0")
+    initial = load_model("tiny-bert", "synth_sentiment", seed=0)  # what training started from
+    end = AutoModelForSequenceClassification.from_pretrained(output / "progress" / f"step-{steps}")
+    final = AutoModelForSequenceClassification.from_pretrained(output)
+    for name, value in initial.state_dict().items():
+        assert torch.equal(start.state_dict()[name], value), name
+    for name, value in final.state_dict().items():
+        assert torch.equal(end.state_dict()[name], value), name
+    middle = AutoModelForSequenceClassification.from_pretrained(
+        output / "progress" / f"step-{round(steps / 2)}"
+    )
+    assert not torch.equal(middle.classifier.weight, final.classifier.weight)
+    with pytest.raises(ValueError, match="fractions of training"):
+        finetune("tiny-bert", "synth_sentiment", tmp_path / "x", snapshots=(1.5,), **_TINY_RUN)

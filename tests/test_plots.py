@@ -114,6 +114,21 @@ def test_block_statistics_draws_intervals_and_threshold() -> None:
     assert marks == ["rule", "point", "rule"]
 
 
+def test_block_statistics_of_a_statistic_without_interval_has_points_and_no_bars() -> None:
+    blocks = pd.DataFrame(
+        [
+            {"preset": "demo", "model": "m", "task": "t", "seed": 0, "kind": kind,
+             "estimator": "biased", "pooling": "cls", "statistic": "permutation_p",
+             "value": 0.2, "lower": float("nan"), "upper": float("nan"), "boundary": 3}
+            for kind in ("finetuned", "pretrained")
+        ]
+    )  # fmt: skip
+    spec = plots.block_statistics(blocks, statistic="permutation_p").to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    assert [(row["value"], row["lower"], row["upper"]) for row in rows] == [(0.2, None, None)] * 2
+    json.dumps(spec, allow_nan=False)  # empty intervals become null, which vega skips
+
+
 def test_offline_html_has_a_static_fallback_and_an_escaped_spec() -> None:
     chart = (
         alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]}))

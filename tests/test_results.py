@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,15 @@ import pandas as pd
 import pytest
 
 import layersim
-from layersim import results
+from layersim import batch, book, results
 from layersim.results import (
+    INTERVAL_COLUMNS,
+    STEP_OF_TABLE,
+    STEP_TABLES,
+    TABLE_NAMES,
     TABLES,
     RunKey,
+    atomic_write,
     clear_failed,
     collect_provenance,
     failure,
@@ -30,6 +36,7 @@ from layersim.results import (
     read_provenance,
     read_table,
     run_status,
+    software_versions,
     write_provenance,
     write_table,
 )
@@ -76,12 +83,14 @@ def metrics_rows(key: RunKey) -> pd.DataFrame:
 
 
 def blocks_rows(key: RunKey) -> pd.DataFrame:
+    # excess and contrast have an interval; a p-value has none (both ends empty)
+    intervals = {"excess": (0.2, 0.4), "contrast": (0.1, 0.5), "permutation_p": (np.nan, np.nan)}
     return pd.DataFrame(
         [
             {**key.as_dict(), "kind": kind, "estimator": "biased", "pooling": "cls",
-             "statistic": statistic, "value": 0.3, "lower": 0.2, "upper": 0.4, "boundary": 2}
+             "statistic": statistic, "value": 0.3, "lower": lower, "upper": upper, "boundary": 2}
             for kind in ("finetuned", "pretrained")
-            for statistic in ("excess", "contrast")
+            for statistic, (lower, upper) in intervals.items()
         ]
     )  # fmt: skip
 
@@ -192,6 +201,19 @@ def test_csv_files_are_plain_utf8_without_index(tmp_path: Path) -> None:
     assert "\r" not in text
 
 
+def test_an_empty_interval_is_written_as_empty_cells_and_read_back_as_nan(tmp_path: Path) -> None:
+    key = KEYS[0]
+    path = write_table(tmp_path, key, "blocks", blocks_rows(key))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    p_line = next(line for line in lines if ",permutation_p," in line)
+    assert p_line.endswith(",permutation_p,0.3,,,2")  # value, empty lower and upper, boundary
+    frame = read_table(tmp_path, key, "blocks").set_index(["kind", "statistic"])
+    assert frame.loc[("finetuned", "permutation_p"), ["lower", "upper"]].isna().all()
+    assert frame.loc[("finetuned", "excess"), "lower"] == 0.2
+    assert frame["lower"].dtype == np.float64
+    assert INTERVAL_COLUMNS == {"blocks": ("lower", "upper")}
+
+
 def test_rewriting_a_table_replaces_it(tmp_path: Path) -> None:
     key = KEYS[0]
     write_table(tmp_path, key, "cka", cka_rows(key, layers=4))
@@ -263,6 +285,10 @@ def test_missing_and_extra_columns_are_named(tmp_path: Path) -> None:
         ("metrics", lambda f: f.iloc[:0], "no rows"),
         ("truncation", lambda f: f.assign(layers_kept=True), "integer dtype"),
         ("truncation", lambda f: f.assign(value=np.inf), "non-finite"),
+        ("truncation", lambda f: f.assign(value=np.nan), "missing values"),
+        ("blocks", lambda f: f.assign(value=np.nan), "missing values"),
+        ("blocks", lambda f: f.assign(upper=np.inf), "non-finite"),
+        ("blocks", lambda f: f.assign(lower=np.nan), "only one end of its interval"),
     ],
 )
 def test_bad_values_raise(tmp_path: Path, table: str, change, match: str) -> None:
@@ -281,6 +307,50 @@ def test_columns_may_come_in_any_order(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------
 # Atomicity
 # ----------------------------------------------------------------------------
+
+
+def _write_half_then_fail(handle) -> None:
+    handle.write("half of the new conte")
+    handle.flush()
+    raise RuntimeError("disk full")
+
+
+def test_atomic_write_that_raises_leaves_no_temp_file_and_no_partial_target(
+    tmp_path: Path,
+) -> None:
+    fresh = tmp_path / "sub" / "fresh.json"
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(fresh, _write_half_then_fail)
+    assert not fresh.exists() and list(fresh.parent.iterdir()) == []
+    old = tmp_path / "old.txt"
+    old.write_text("the old content\n", encoding="utf-8")
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(old, _write_half_then_fail)
+    assert old.read_text(encoding="utf-8") == "the old content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt", "sub"]
+
+
+def test_atomic_write_writes_text_or_a_writer_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temporaries = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        temporaries.append(Path(src))
+        assert Path(src).parent == Path(dst).parent  # same directory: a rename, never a copy
+        real_replace(src, dst)
+
+    monkeypatch.setattr(results.os, "replace", recording_replace)
+    path = tmp_path / "a.txt"
+    assert atomic_write(path, "one\ntwo\n") == path
+    assert path.read_bytes() == b"one\ntwo\n"  # line ends as given
+    atomic_write(path, lambda handle: handle.write("three\n"))
+    assert path.read_text(encoding="utf-8") == "three\n"
+    assert len(set(temporaries)) == 2  # a fresh temporary name for every write
+    assert list(tmp_path.iterdir()) == [path]
+    with pytest.raises(ValueError, match="string or a function"):
+        atomic_write(path, b"bytes")
 
 
 def _fail_midway(self, path_or_buf=None, *args, **kwargs):
@@ -398,6 +468,26 @@ def test_collect_provenance_without_git_checkout_or_git(
     assert collect_provenance({}, "cpu", 0.0)["git_commit"] is None
 
 
+def test_software_versions_are_the_installed_ones() -> None:
+    import accelerate
+    import datasets
+    import torch
+    import transformers
+
+    versions = software_versions()
+    assert versions == {
+        "layersim": layersim.__version__,
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "accelerate": accelerate.__version__,
+    }
+    info = collect_provenance({}, "cpu", 0.0)
+    assert info["layersim_version"] == versions.pop("layersim")
+    assert {name: info[name] for name in versions} == versions
+
+
 def test_bad_provenance_raises(tmp_path: Path) -> None:
     key = KEYS[0]
     with pytest.raises(ValueError, match="NaN"):
@@ -465,3 +555,26 @@ def test_status_rejects_unknown_tables(tmp_path: Path) -> None:
         is_complete(tmp_path, KEYS[0], tables=["cka", "weights"])
     with pytest.raises(ValueError, match="unknown table"):
         run_status(tmp_path, KEYS, tables=["weights"])
+
+
+def test_one_map_from_steps_to_tables() -> None:
+    written = [table for tables in STEP_TABLES.values() for table in tables]
+    assert sorted(written) == sorted(TABLE_NAMES)  # every table has exactly one step
+    assert tuple(STEP_TABLES) == batch.STEPS  # the steps, in the batch runner's order
+    assert batch.STEP_TABLES is STEP_TABLES and sorted(batch.RUN_TABLES) == sorted(TABLE_NAMES)
+    assert STEP_OF_TABLE == {"metrics": "finetune", "cka": "similarity", "blocks": "similarity",
+                             "truncation": "truncation"}  # fmt: skip
+    with pytest.raises(ValueError, match="known: metrics, cka, blocks, truncation"):
+        book.produced_by("weights", pd.DataFrame())
+
+
+def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> None:
+    key = KEYS[0]
+    for table in TABLE_NAMES:
+        write_table(tmp_path, key, table, ROWS[table](key), provenance={"table": table})
+    steps = read_provenance(tmp_path, key)["steps"]
+    assert steps == {
+        "finetune": {"table": "metrics"},
+        "similarity": {"table": "blocks"},  # cka, then blocks: the step's last write
+        "truncation": {"table": "truncation"},
+    }

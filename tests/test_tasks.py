@@ -16,10 +16,11 @@ import pytest
 from tiny_models import minilm_dir
 from transformers import AutoTokenizer
 
-from layersim import tasks
+from layersim import synthetic, tasks
 from layersim.tasks import (
     KINDS,
     PAPER_TASKS,
+    REAL_TASKS,
     SYNTHETIC_SIZES,
     SYNTHETIC_TASKS,
     TASKS,
@@ -45,13 +46,19 @@ def _write_jsonl(path, rows) -> None:
 # --------------------------------------------------------------------------- registry
 
 
-def test_registry_has_the_twelve_paper_tasks_and_four_synthetic_ones() -> None:
+def test_registry_has_the_paper_the_real_and_the_synthetic_tasks() -> None:
     assert set(PAPER_TASKS) == {
         "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "boolq", "cb", "wic",
         "commonsense_qa",
     }  # fmt: skip
     assert len(SYNTHETIC_TASKS) >= 4
-    assert set(PAPER_TASKS) | set(SYNTHETIC_TASKS) == set(TASKS)
+    assert set(REAL_TASKS) == {
+        "movie_polarity", "movie_rating", "vitaminc", "presupposition_nli", "social_iqa",
+    }  # fmt: skip
+    assert all(
+        get_task(name).is_packaged and not get_task(name).is_synthetic for name in REAL_TASKS
+    )
+    assert set(PAPER_TASKS) | set(SYNTHETIC_TASKS) | set(REAL_TASKS) == set(TASKS)
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -70,6 +77,8 @@ def test_task_fields_are_sane(name: str) -> None:
         assert task.choices_field and task.num_labels >= 2
     if name in PAPER_TASKS:
         assert task.hub_path and task.train_size and task.source.startswith("https://")
+    elif name in REAL_TASKS:
+        assert task.hub_path is None and task.package and not task.is_synthetic
     else:
         assert task.hub_path is None and task.is_synthetic
 
@@ -117,9 +126,9 @@ def test_synthetic_sizes_balance_and_disjoint_splits(name: str) -> None:
 
 @pytest.mark.parametrize("name", SYNTHETIC_TASKS)
 def test_synthetic_data_are_deterministic_in_the_seed(name: str) -> None:
-    tasks._build_splits.cache_clear()  # regenerate rather than read the cache
+    synthetic._build_splits.cache_clear()  # regenerate rather than read the cache
     first = generate_synthetic(name, seed=0)["validation"].to_list()
-    tasks._build_splits.cache_clear()
+    synthetic._build_splits.cache_clear()
     again = generate_synthetic(name, seed=0)["validation"].to_list()
     other = generate_synthetic(name, seed=1)["validation"].to_list()
     assert first == again
@@ -128,14 +137,14 @@ def test_synthetic_data_are_deterministic_in_the_seed(name: str) -> None:
 
 def test_synthetic_labels_follow_their_rules() -> None:
     # entailment: monotonicity and hypernyms, checked on hand-picked cases
-    assert tasks._entailed("all", "dog", "sprinted", "all", "poodle", "ran")
-    assert not tasks._entailed("all", "dog", "ran", "all", "animal", "ran")
-    assert tasks._entailed("all", "dog", "ran", "some", "animal", "moved")
-    assert tasks._entailed("some", "poodle", "sprinted", "some", "dog", "moved")
-    assert not tasks._entailed("some", "dog", "ran", "some", "poodle", "ran")
-    assert tasks._entailed("none", "animal", "moved", "none", "poodle", "sprinted")
-    assert not tasks._entailed("none", "dog", "ran", "none", "animal", "ran")
-    assert not tasks._entailed("some", "dog", "ran", "all", "dog", "ran")
+    assert synthetic._entailed("all", "dog", "sprinted", "all", "poodle", "ran")
+    assert not synthetic._entailed("all", "dog", "ran", "all", "animal", "ran")
+    assert synthetic._entailed("all", "dog", "ran", "some", "animal", "moved")
+    assert synthetic._entailed("some", "poodle", "sprinted", "some", "dog", "moved")
+    assert not synthetic._entailed("some", "dog", "ran", "some", "poodle", "ran")
+    assert synthetic._entailed("none", "animal", "moved", "none", "poodle", "sprinted")
+    assert not synthetic._entailed("none", "dog", "ran", "none", "animal", "ran")
+    assert not synthetic._entailed("some", "dog", "ran", "all", "dog", "ran")
     # agreement: the main verb agrees with the head noun, never with the attractor
     singular, plural = {"is", "was", "has", "does"}, {"are", "were", "have", "do"}
     checked = 0

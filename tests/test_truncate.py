@@ -1,14 +1,25 @@
 """keep_first_layers: the truncated model computes the full model's hidden_states[k] and feeds it
-to the original head; the original model is untouched; save/load round-trips."""
+to the original head; the original model is untouched; save/load round-trips. truncation_knee on
+curves whose knee is known by construction."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 from tiny_models import DECODERS, minilm_dir, padded_batch, tiny_config
 from transformers import AutoModelForSequenceClassification, T5Config, T5Model
 
-from layersim.truncate import SUPPORTED_MODEL_TYPES, keep_first_layers, num_layers
+from layersim.truncate import (
+    SUPPORTED_MODEL_TYPES,
+    fewest_layers,
+    keep_first_layers,
+    num_layers,
+    truncation_knee,
+)
 
 ARCHITECTURES = [
     "bert", "roberta", "electra", "deberta-v2", "distilbert", "albert", "gpt2", "llama",
@@ -151,3 +162,74 @@ def test_albert_with_several_layer_groups_is_refused() -> None:
 def test_deberta_with_zero_layers_says_why() -> None:
     with pytest.raises(ValueError, match="DeBERTa-v2 cannot run with 0 layers"):
         keep_first_layers(_model("deberta-v2"), 0)
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
+def test_fewest_layers_is_the_smallest_k_that_runs(model_type: str) -> None:
+    model = _model(model_type)
+    fewest = fewest_layers(model)
+    batch = padded_batch([6, 4], left=model_type in DECODERS)
+    with torch.no_grad():
+        keep_first_layers(model, fewest)(**batch)  # runs
+    if fewest > 0:
+        with pytest.raises(ValueError):
+            keep_first_layers(model, fewest - 1)
+    assert fewest == (1 if model_type == "deberta-v2" else 0)
+
+
+def test_importing_truncate_loads_neither_torch_nor_transformers() -> None:
+    # claims and the book pages use truncation_knee; they should not pay for torch's import
+    code = (
+        "import sys, layersim.truncate; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "False"]
+
+
+# ----------------------------------------------------------------------------
+# Truncation knee (claim C6)
+# ----------------------------------------------------------------------------
+
+
+def test_knee_of_a_monotone_curve() -> None:
+    kept = list(range(7))
+    acc = [0.50, 0.55, 0.70, 0.85, 0.895, 0.90, 0.90]
+    assert truncation_knee(kept, acc) == 4
+    assert truncation_knee(kept, acc, tolerance=0.05) == 3
+    assert truncation_knee(kept, acc, tolerance=0.0) == 5
+    assert truncation_knee(kept[::-1], acc[::-1]) == 4  # order does not matter
+
+
+def test_knee_of_a_noisy_curve_is_where_it_stays_within_tolerance() -> None:
+    kept = list(range(7))
+    acc = [0.50, 0.91, 0.60, 0.80, 0.893, 0.905, 0.90]  # lucky k=1, and k=5 beats the full model
+    assert truncation_knee(kept, acc) == 4
+    # repeated depths (seeds) are averaged before the knee is found
+    assert truncation_knee([0, 0, 1, 1, 2, 2], [0.5, 0.5, 0.9, 0.7, 0.8, 0.8]) == 1
+    assert truncation_knee([0, 0, 1, 1, 2, 2], [0.5, 0.5, 0.9, 0.6, 0.8, 0.8]) == 2
+
+
+def test_knee_relative_tolerance_and_lower_is_better() -> None:
+    kept = [0, 1, 2, 3]
+    assert truncation_knee(kept, [10.0, 48.0, 49.0, 50.0], tolerance=0.05, relative=True) == 1
+    assert truncation_knee(kept, [10.0, 48.0, 49.0, 50.0], tolerance=1.0) == 2
+    loss = [2.0, 0.6, 0.52, 0.5]
+    assert truncation_knee(kept, loss, tolerance=0.05, higher_is_better=False) == 2
+    assert truncation_knee(kept, [0.9, 0.1, 0.1, 0.1], higher_is_better=False) == 1
+
+
+@pytest.mark.parametrize(
+    ("kept", "values", "kwargs", "match"),
+    [
+        ([0, 1, 2], [0.1, 0.2], {}, "same length"),
+        ([2, 2], [0.1, 0.2], {}, "two distinct depths"),
+        ([0, -1, 2], [0.1, 0.2, 0.3], {}, "non-negative"),
+        ([0, 1.5, 2], [0.1, 0.2, 0.3], {}, "integers"),
+        ([0, 1, 2], [0.1, np.nan, 0.3], {}, "finite"),
+        ([0, 1, 2], [0.1, 0.2, 0.3], {"tolerance": -0.1}, "tolerance"),
+    ],
+)
+def test_bad_knee_inputs_raise(kept, values, kwargs, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        truncation_knee(kept, values, **kwargs)

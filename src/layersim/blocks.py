@@ -5,65 +5,19 @@ states (embedding output included) is block diagonal: an early-layer cluster and
 cluster, similar within and dissimilar across, whereas the pretrained model's similarity decays
 smoothly with layer distance (C3). This module turns that picture into numbers.
 
-Splits and statistics
----------------------
 A split at boundary ``b`` puts hidden states ``0 .. b-1`` in the early block and ``b .. L`` in the
-late block (``n = L + 1`` layers). A pair of layers ``(i, j)``, ``i < j``, is *between* blocks when
-``i < b <= j`` and *within* a block otherwise; the diagonal (``i == j``) is never used. Along the
-``delta``-th diagonal, ``s(i) = cka(i, i + delta)``, the between pairs form one run
-``i = b - delta .. b - 1`` (clipped to the matrix) and the within pairs lie on either side of it.
+late one. For every split, :class:`BlockSplit` holds the plain within-minus-between ``contrast``
+(positive for smooth decay too) and the decision statistic ``excess``, a contrast matched by layer
+distance and position that is 0 or below for smooth decay (its documentation defines both and
+gives the values they take on blocks and on decay). :func:`best_split` picks the boundary that
+maximises ``excess`` (``by="contrast"`` is available; ties go to the earliest boundary);
+:func:`split_at` evaluates a given one.
 
-``contrast``
-    Mean within-block similarity minus mean between-block similarity. Descriptive only: it is
-    positive for smooth decay too, since within-block pairs are on average closer together.
-
-``excess_distance`` (distance-matched contrast)
-    For each distance ``delta`` with both kinds of pair, mean within-block ``s`` minus mean
-    between-block ``s``; averaged over ``delta`` weighted by the number of between pairs at
-    ``delta``. Exactly 0 for a Toeplitz matrix (similarity a function of layer distance only, e.g.
-    ``exp(-|i - j| / tau)``). But real decay is not stationary: in a residual stream
-    ``x_(l+1) = x_l + noise`` late layers are more alike than early ones (population linear CKA
-    ``(i + 1) / (j + 1)``), the between pairs at large distances are the dissimilar early ones,
-    and this contrast reaches 0.17 for 6 layers and 0.24 for 13 layers with no block in sight.
-
-``excess_local`` (position-matched contrast)
-    For each ``delta``, the between run is compared with the within pairs right next to it on the
-    same diagonal: ``w = min(delta, b - delta, n - b - delta)`` pairs on each side, the early
-    block's ``i = b - delta - w .. b - delta - 1`` and the late block's ``i = b .. b + w - 1``::
-
-        local_delta = (mean(left flank) + mean(right flank)) / 2 - mean(between run)
-
-    averaged over the ``delta`` with ``w >= 1``, weighted by the run length ``delta``. The flanks
-    have equal length, so their average is the linear interpolation of the diagonal at the run's
-    centre: exactly 0 when every diagonal is constant or linear in position, and at most 0 for the
-    concave diagonals of residual-stream decay. Being local it cannot see whether the blocks are
-    blocks as a whole: layers of two clusters in random order have local edges everywhere.
-    A split with a one-layer block has no flank on that side (only 3-layer matrices or an explicit
-    ``min_block_size=1`` allow one); there ``excess_local`` is set to ``excess_distance``.
-
-``excess = min(excess_local, excess_distance)`` (the statistic every decision here uses)
-    A block edge must show both locally (a drop at the boundary compared with its neighbourhood,
-    which smooth decay, stationary or not, lacks) and globally (whole blocks more alike within
-    than across at equal distances, which shuffled clusters lack). Values, measured in this
-    module's design checks: clean blocks (within 0.9, between 0.2) 0.7; Toeplitz decay exactly 0;
-    residual-stream decay and decay in ``sqrt``/``log``-warped layer coordinates -0.02 to -0.06;
-    convex warps (early layers bunched together) up to about +0.05; the best split of the shuffled
-    clean 13-layer block matrix 0.11 (median) and 0.42 (99th percentile).
-
-The boundary reported by :func:`best_split` maximises ``excess`` by default (``by="excess"``);
-``by="contrast"`` is available but picks a boundary for smooth decay as readily as for blocks.
-All the numbers are reported either way. Ties go to the earliest boundary.
-
-Decision rule (claim C1 for one matrix)
----------------------------------------
-:func:`bootstrap_blocks` resamples examples, recomputes the CKA matrix, and gives a percentile
-interval for ``excess`` at the full data's boundary; :func:`has_block_structure` says "blocks"
-when the interval's lower end exceeds a threshold, by default
-:data:`DEFAULT_EXCESS_THRESHOLD` = 0.05 CKA.
-
-For claim C6, :func:`truncation_knee` finds the smallest number of kept layers that keeps the task
-metric; a model that keeps ``k`` layers outputs hidden state ``k``, so the CKA boundary ``b`` (the
-first hidden state of the late block) predicts a knee at ``k = b``.
+Decision rule for one matrix: :func:`bootstrap_blocks` resamples examples, recomputes the CKA
+matrix, and gives a percentile interval for ``excess`` at the full data's boundary;
+:func:`has_block_structure` says "blocks" when its lower end exceeds
+:data:`DEFAULT_EXCESS_THRESHOLD` = 0.05 CKA. :func:`permutation_pvalue` asks whether layer order
+matters at all (smooth decay is ordered too, so it does not separate blocks from decay).
 """
 
 from __future__ import annotations
@@ -90,7 +44,6 @@ __all__ = [
     "permutation_baseline",
     "permutation_pvalue",
     "split_at",
-    "truncation_knee",
 ]
 
 #: Default lower bound that the bootstrap interval of ``excess`` must clear for a verdict of block
@@ -118,7 +71,7 @@ class BlockSplit:
     contrast
         ``within - between``.
     excess
-        ``min(excess_local, excess_distance)`` (module documentation); the statistic the
+        ``min(excess_local, excess_distance)`` (see Notes); the statistic the
         decisions use.
     within
         Mean CKA over within-block pairs ``i < j`` (diagonal excluded).
@@ -134,6 +87,54 @@ class BlockSplit:
     by
         The statistic the boundary was chosen to maximise (``"excess"`` or ``"contrast"``), or
         ``"fixed"`` for a split evaluated at a given boundary.
+
+    Notes
+    -----
+    A split at boundary ``b`` puts hidden states ``0 .. b-1`` in the early block and ``b .. L`` in
+    the late block (``n = L + 1`` layers). A pair of layers ``(i, j)``, ``i < j``, is *between*
+    blocks when ``i < b <= j`` and *within* a block otherwise; the diagonal (``i == j``) is never
+    used. Along the ``delta``-th diagonal, ``s(i) = cka(i, i + delta)``, the between pairs form one
+    run ``i = b - delta .. b - 1`` (clipped to the matrix) and the within pairs lie on either side
+    of it.
+
+    ``contrast``
+        Mean within-block similarity minus mean between-block similarity. Descriptive only: it is
+        positive for smooth decay too, since within-block pairs are on average closer together.
+
+    ``excess_distance`` (distance-matched contrast)
+        For each distance ``delta`` with both kinds of pair, mean within-block ``s`` minus mean
+        between-block ``s``; averaged over ``delta`` weighted by the number of between pairs at
+        ``delta``. Exactly 0 for a Toeplitz matrix (similarity a function of layer distance only,
+        e.g. ``exp(-|i - j| / tau)``). But real decay is not stationary: in a residual stream
+        ``x_(l+1) = x_l + noise`` late layers are more alike than early ones (population linear CKA
+        ``(i + 1) / (j + 1)``), the between pairs at large distances are the dissimilar early ones,
+        and this contrast reaches 0.17 for 6 layers and 0.24 for 13 layers with no block in sight.
+
+    ``excess_local`` (position-matched contrast)
+        For each ``delta``, the between run is compared with the within pairs right next to it on
+        the same diagonal: ``w = min(delta, b - delta, n - b - delta)`` pairs on each side, the
+        early block's ``i = b - delta - w .. b - delta - 1`` and the late block's
+        ``i = b .. b + w - 1``::
+
+            local_delta = (mean(left flank) + mean(right flank)) / 2 - mean(between run)
+
+        averaged over the ``delta`` with ``w >= 1``, weighted by the run length ``delta``. The
+        flanks have equal length, so their average is the linear interpolation of the diagonal at
+        the run's centre: exactly 0 when every diagonal is constant or linear in position, and at
+        most 0 for the concave diagonals of residual-stream decay. Being local it cannot see whether
+        the blocks are blocks as a whole: layers of two clusters in random order have local edges
+        everywhere. A split with a one-layer block has no flank on that side (only 3-layer matrices
+        or an explicit ``min_block_size=1`` allow one); there ``excess_local`` is set to
+        ``excess_distance``.
+
+    ``excess = min(excess_local, excess_distance)`` (the statistic every decision here uses)
+        A block edge must show both locally (a drop at the boundary compared with its neighbourhood,
+        which smooth decay, stationary or not, lacks) and globally (whole blocks more alike within
+        than across at equal distances, which shuffled clusters lack). Values, measured in this
+        module's design checks: clean blocks (within 0.9, between 0.2) 0.7; Toeplitz decay exactly
+        0; residual-stream decay and decay in ``sqrt``/``log``-warped layer coordinates -0.02 to
+        -0.06; convex warps (early layers bunched together) up to about +0.05; the best split of the
+        shuffled clean 13-layer block matrix 0.11 (median) and 0.42 (99th percentile).
     """
 
     boundary: int
@@ -426,7 +427,7 @@ def best_split(
     by
         ``"excess"`` (default): the position- and distance-matched contrast, which is 0 for
         smooth decay, so its maximiser is where a real block edge is. ``"contrast"``: plain
-        within minus between. See the module documentation.
+        within minus between. See :class:`BlockSplit`.
     min_block_size
         Every block has at least this many layers. ``None`` (default) means 2, since a one-layer
         "block" has no within-block pair; a 3-layer matrix can only be split with a one-layer
@@ -741,88 +742,3 @@ def has_block_structure(
     if not (isinstance(threshold, numbers.Real) and math.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number of CKA units; got {threshold!r}")
     return bool(bootstrap.excess_interval[0] > threshold)
-
-
-# ----------------------------------------------------------------------------
-# Truncation knee (claim C6)
-# ----------------------------------------------------------------------------
-
-
-def truncation_knee(
-    layers_kept: Sequence[int] | np.ndarray,
-    values: Sequence[float] | np.ndarray,
-    *,
-    tolerance: float = 0.01,
-    relative: bool = False,
-    higher_is_better: bool = True,
-) -> int:
-    """Smallest number of kept layers from which on the metric stays within `tolerance` of the
-    full model's.
-
-    The full model is the largest entry of `layers_kept`. A truncated model "keeps" the metric
-    when it is at most `tolerance` worse than the full model (being better always counts). The
-    knee is the smallest ``k`` such that every ``k' >= k`` keeps it, so a lucky shallow model
-    followed by worse deeper ones does not count: the answer is a depth one can safely truncate
-    to. Repeated entries of `layers_kept` (several seeds) are averaged first, which is the way to
-    tame noise; a single noisy dip near the top pushes the knee up (conservative).
-
-    For claim C6: a model keeping ``k`` layers outputs hidden state ``k``, so a CKA boundary ``b``
-    (first hidden state of the late block) predicts a knee at ``k = b``.
-
-    Parameters
-    ----------
-    layers_kept
-        Numbers of layers kept (non-negative integers, e.g. ``0 .. L``), any order.
-    values
-        The metric for each entry of `layers_kept`.
-    tolerance
-        Allowed loss (>= 0). Absolute, in metric units (default 0.01: one accuracy point on a
-        0–1 scale), or with `relative` a fraction of ``|full value|``.
-    relative
-        Interpret `tolerance` relative to the full model's value.
-    higher_is_better
-        False for losses and errors, where "worse" means larger.
-
-    Returns
-    -------
-    int
-        The knee, an entry of `layers_kept` (the full depth if nothing shallower keeps the metric).
-
-    Raises
-    ------
-    ValueError
-        For mismatched lengths, fewer than 2 distinct depths, negative or non-integer depths,
-        non-finite values or a negative tolerance.
-    """
-    k = np.asarray(layers_kept)
-    v = np.asarray(values, dtype=np.float64)
-    if k.ndim != 1 or v.ndim != 1 or len(k) != len(v):
-        raise ValueError(
-            f"layers_kept and values must be 1-D of the same length; got shapes {k.shape} and "
-            f"{v.shape}"
-        )
-    if not (np.issubdtype(k.dtype, np.integer) or (k.dtype.kind == "f" and np.all(k == k // 1))):
-        raise ValueError(f"layers_kept must be integers; got {k.tolist()}")
-    k = k.astype(np.int64)
-    if (k < 0).any():
-        raise ValueError(f"layers_kept must be non-negative; got {k.tolist()}")
-    if not np.isfinite(v).all():
-        raise ValueError(
-            f"values must be finite; got {v.tolist()} (drop failed evaluations before calling)"
-        )
-    if not (isinstance(tolerance, numbers.Real) and math.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance!r}")
-    depths, inverse = np.unique(k, return_inverse=True)
-    if len(depths) < 2:
-        raise ValueError(
-            f"need at least two distinct depths to find a knee; got layers_kept={k.tolist()}"
-        )
-    mean = np.bincount(inverse, weights=v) / np.bincount(inverse)
-    full = mean[-1]
-    allowed = tolerance * abs(full) if relative else tolerance
-    loss = (full - mean) if higher_is_better else (mean - full)
-    keeps = loss <= allowed + 1e-12 * max(1.0, abs(full))
-    # The last depth always keeps (loss 0): find the start of the final run of keeping depths.
-    failing = np.flatnonzero(~keeps)
-    start = 0 if len(failing) == 0 else failing[-1] + 1
-    return int(depths[start])

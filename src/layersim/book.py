@@ -17,7 +17,6 @@ from urllib.parse import quote
 import pandas as pd
 
 from . import plots, results
-from .batch import STEP_TABLES
 
 __all__ = [
     "colab_url",
@@ -31,9 +30,6 @@ __all__ = [
     "source_url",
     "table",
 ]
-
-#: The experiment step (notebook ``notebooks/<step>.ipynb``) that writes each results table.
-STEP_OF_TABLE = {table: step for step, tables in STEP_TABLES.items() for table in tables}
 
 COLAB = "https://colab.research.google.com/github"
 
@@ -141,9 +137,9 @@ def produced_by(table: str, frame: pd.DataFrame, *, preset: str = "demo"):
     """
     from IPython.display import Markdown
 
-    if table not in STEP_OF_TABLE:
-        raise ValueError(f"unknown table {table!r}; known: {', '.join(STEP_OF_TABLE)}")
-    step = STEP_OF_TABLE[table]
+    if table not in results.STEP_OF_TABLE:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(results.STEP_OF_TABLE)}")
+    step = results.STEP_OF_TABLE[table]
     notebook = f"notebooks/{step}.ipynb"
     keys = frame[["preset", "model", "task", "seed"]].drop_duplicates()
     parameters: dict[str, list] = {}

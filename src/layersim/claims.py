@@ -1,16 +1,13 @@
 """The paper's claims C1–C6 decided from the results tables: the book's scorecard.
 
-Everything here is a pure function of the ``blocks`` and ``truncation`` tables of
-:func:`layersim.results.load`; the book inserts :func:`scorecard`'s frame with ``glue``, so no
-verdict is ever typed by hand. The rules, in one place so they can be read and changed:
-
-* A **run** (model, task, seed) has block structure when the lower end of the bootstrap interval
-  of the ``excess`` statistic of its CKA matrix clears ``threshold``
-  (:func:`layersim.blocks.has_block_structure`, default 0.05 CKA).
-* A **(model, task) pair** has block structure when a strict majority of its seeds do.
-* The **knee** of a pair is :func:`layersim.blocks.truncation_knee` of its seed-averaged curve of
-  the task's main metric: the fewest layers kept with the metric within ``tolerance`` (default one
-  point) of the full model from there on. ``droppable = L - knee`` top layers can go.
+Pure functions of the ``blocks`` and ``truncation`` tables of :func:`layersim.results.load`; the
+book glues :func:`scorecard`'s frame, so no verdict is typed by hand. A **run** (model, task,
+seed) has block structure when the lower end of the bootstrap interval of its ``excess`` clears
+``threshold`` (:func:`layersim.blocks.has_block_structure`, default 0.05 CKA); a **(model, task)
+pair** has it when a strict majority of its seeds do. A pair's **knee** is
+:func:`layersim.truncate.truncation_knee` of its seed-averaged curve of the task's main metric (the
+fewest layers kept with the metric within ``tolerance`` of the full model from there on);
+``droppable = L - knee`` top layers can go.
 
 =====  ========================================================  ================================
 claim  estimate                                                  verdict "reproduced" when
@@ -23,9 +20,9 @@ C5     share of pairs whose top layer(s) can be dropped          a majority of p
 C6     mean abs(knee - boundary) over pairs with blocks          at most half a layer
 =====  ========================================================  ================================
 
-Shares carry a 95% Wilson interval; the C4 difference and the C6 mean a 95% percentile bootstrap
-over pairs. A claim is "not testable offline" when the results hold nothing to test it on (C4
-without an ELECTRA model, C2 with one task, C6 without any pair with blocks).
+Shares carry a 95% Wilson interval, the C4 difference and the C6 mean a 95% percentile bootstrap
+over pairs (``scipy.stats``; empty below two pairs). A claim is "not testable offline" when the
+results hold nothing to test it on (no ELECTRA model for C4, one task for C2, no blocks for C6).
 """
 
 from __future__ import annotations
@@ -35,8 +32,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from .blocks import DEFAULT_EXCESS_THRESHOLD, truncation_knee
+from .blocks import DEFAULT_EXCESS_THRESHOLD
+from .truncate import truncation_knee
 
 __all__ = [
     "ALMOST_ALL",
@@ -53,7 +52,7 @@ __all__ = [
     "wilson_interval",
 ]
 
-#: The claims in the paper's words (DESIGN.md §1); C6 is this edition's hypothesis.
+#: The claims in the paper's words (Phang, Liu & Bowman 2021); C6 is this edition's hypothesis.
 CLAIMS = {
     "C1": "After fine-tuning, the layer-by-layer CKA matrix is block diagonal: an early and a late "
     "cluster of layers.",
@@ -90,23 +89,56 @@ def _is_electra(model: str) -> bool:
 
 
 def wilson_interval(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (better than the normal one for few trials)."""
-    if trials <= 0:
+    """Wilson score interval of a proportion (better than the normal one for few trials).
+
+    ``scipy.stats.binomtest(successes, trials).proportion_ci(method="wilson")``, without
+    continuity correction. No trials give no interval: ``(nan, nan)``.
+
+    Raises
+    ------
+    ValueError
+        For counts that are not integers with ``0 <= successes <= trials``, or a `level`
+        outside (0, 1).
+    """
+    for name, value in (("successes", successes), ("trials", trials)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    if successes > trials:
+        raise ValueError(f"successes ({successes}) cannot exceed trials ({trials})")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be a coverage strictly between 0 and 1; got {level!r}")
+    if trials == 0:
         return (math.nan, math.nan)
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + level / 2))
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    spread = math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    half = z * spread / (1 + z * z / trials)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    interval = stats.binomtest(int(successes), int(trials)).proportion_ci(
+        confidence_level=level, method="wilson"
+    )
+    return (float(interval.low), float(interval.high))
 
 
-def _bootstrap_mean(values: np.ndarray, seed: int, n_boot: int = 2000) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(axis=1)
-    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+def _percentile_bootstrap(samples, statistic, seed: int, n_boot: int = 2000) -> tuple[float, float]:
+    """95% percentile bootstrap interval of `statistic` (``scipy.stats.bootstrap``), resampling
+    each sample independently; ``(nan, nan)`` when a sample has fewer than two values (a single
+    value cannot show its own spread)."""
+    samples = tuple(np.asarray(sample, dtype=np.float64) for sample in samples)
+    if min(len(sample) for sample in samples) < 2:
+        return (math.nan, math.nan)
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        n_resamples=n_boot,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def _mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(values, axis=axis)
+
+
+def _difference_of_means(first: np.ndarray, second: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(first, axis=axis) - np.mean(second, axis=axis)
 
 
 def _excess(blocks: pd.DataFrame, kind: str, estimator: str) -> pd.DataFrame:
@@ -326,10 +358,8 @@ def scorecard(
         )
     else:
         e, o = electra["blocks"].to_numpy(float), others["blocks"].to_numpy(float)
-        rng = np.random.default_rng(seed)
-        diffs = [rng.choice(e, len(e)).mean() - rng.choice(o, len(o)).mean() for _ in range(2000)]
         diff = float(e.mean() - o.mean())
-        interval = (float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5)))
+        interval = _percentile_bootstrap((e, o), _difference_of_means, seed)
         holds = e.mean() < o.mean() and e.mean() < ALMOST_ALL
         rows.append(
             _row(
@@ -378,7 +408,7 @@ def scorecard(
                 "C6",
                 statistic,
                 mean_gap,
-                _bootstrap_mean(gaps, seed),
+                _percentile_bootstrap((gaps,), _mean, seed),
                 REPRODUCED if mean_gap <= GAP_TOLERANCE else NOT_REPRODUCED,
                 f"{len(gaps)} pairs; knee minus boundary: "
                 + ", ".join(f"{g:+.1f}" for g in matched["gap"]),

@@ -1,8 +1,10 @@
-"""Choosing the device an experiment notebook runs on, for the model code and for Trainer alike."""
+"""Choosing the device an experiment runs on (for the model code and Trainer alike), and
+describing it for provenance."""
 
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -33,8 +35,30 @@ def select_device(name: str = "auto") -> torch.device:
     raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
 
-def describe_device(device: torch.device) -> str:
-    """A short human-readable name: ``"cpu (2 threads)"`` or the GPU's name."""
+def describe_device(device: torch.device | str | None = None) -> str:
+    """What a computation ran on, for provenance: ``"cuda: <GPU name>"`` or
+    ``"cpu: <processor> (<n> threads)"``.
+
+    The one description of a device that results record (notebook provenance and fine-tuning's
+    ``metrics.json`` alike). `device` defaults to where torch computes by default: the first
+    GPU if there is one, else the CPU.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"{device.type}: {_processor()} ({torch.get_num_threads()} threads)"
+
+
+def _processor() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, where ``platform`` gives only the
+    architecture), or whatever ``platform`` knows elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown processor"

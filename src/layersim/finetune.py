@@ -7,6 +7,7 @@
         run_args.json     the run's arguments, written when training starts
         metrics.json      written last (atomically): validation metrics, timing, provenance
         checkpoints/      Trainer checkpoints while training; removed when the run finishes
+        progress/step-N/  with ``snapshots``: the weights at fixed fractions of training
 
 Re-running with the same arguments reuses a finished run (``metrics.json`` present and its
 arguments equal) without training, and resumes an interrupted one from its last complete
@@ -14,8 +15,8 @@ checkpoint. Different arguments for a directory that already holds a run raise a
 that names the differences (pass ``overwrite=True`` to discard the old run, or use another
 directory): a results directory never silently changes meaning.
 
-:func:`evaluate` scores an in-memory model on a split with no training (the truncation experiment
-evaluates truncated models this way).
+:func:`evaluate_model` scores an in-memory model on a split with no training (the truncation
+experiment evaluates truncated models this way).
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import copy
 import json
 import math
 import os
-import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,14 +45,17 @@ from transformers import (
     set_seed,
 )
 
+from layersim.devices import describe_device
 from layersim.presets import Preset, get_preset, resolve_model, resolve_tokenizer
+from layersim.results import atomic_write, software_versions
 from layersim.tasks import Task, collator, compute_metrics, encode, get_task, load
 
-__all__ = ["FinetuneResult", "evaluate", "finetune", "load_model", "load_tokenizer"]
+__all__ = ["FinetuneResult", "evaluate_model", "finetune", "load_model", "load_tokenizer"]
 
 METRICS_FILE = "metrics.json"
 RUN_ARGS_FILE = "run_args.json"
 CHECKPOINTS_DIR = "checkpoints"
+PROGRESS_DIR = "progress"
 
 
 @dataclass(frozen=True)
@@ -168,46 +170,10 @@ def load_model(model_name_or_path: str, task: str | Task, *, seed: int = 0) -> P
 # --------------------------------------------------------------------------- provenance
 
 
-def _device_description() -> str:
-    if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"cpu: {cpu} ({torch.get_num_threads()} threads)"
-
-
-def _versions() -> dict[str, str]:
-    import accelerate
-    import datasets
-    import transformers
-
-    from layersim import __version__
-
-    return {
-        "layersim": __version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "accelerate": accelerate.__version__,
-    }
-
-
 def _write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(content, handle, indent=2, sort_keys=True, default=float)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    # Serialised first, so that a value JSON cannot hold fails before any file is touched.
+    text = json.dumps(content, indent=2, sort_keys=True, default=float) + "\n"
+    atomic_write(path, text)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -298,6 +264,7 @@ def finetune(
     preset: str | Preset | None = None,
     data_dir: str | os.PathLike | None = None,
     keep_best: bool = False,
+    snapshots: tuple[float, ...] = (),
     save_steps: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -341,6 +308,10 @@ def finetune(
         Discard a run already in ``output_dir`` (only a layersim run is ever deleted).
     progress : bool
         Show the Trainer's progress bar.
+    snapshots : tuple of float
+        Fractions of the training steps (0 = before the first step, 1 = the end) at which the
+        model's weights are saved to ``progress/step-N/`` (``from_pretrained``-ready, no
+        tokenizer), for analyses along training; the list is in ``metrics.json``.
     callbacks : list of TrainerCallback, optional
         Extra Trainer callbacks (not part of the recorded arguments).
 
@@ -355,8 +326,8 @@ def finetune(
         ``output_dir`` that holds a run with different arguments (or something else).
     """
     started_at = time.perf_counter()
-    preset = get_preset(preset)
     task = get_task(task)
+    preset = get_preset(preset, task.name)
     resolve_model(model_name_or_path)  # fail early on a missing directory or package
     arguments = {
         "model": str(model_name_or_path),
@@ -372,6 +343,8 @@ def finetune(
         "weight_decay": preset.weight_decay,
         "keep_best": bool(keep_best),
         "save_steps": None if save_steps is None else int(save_steps),
+        # Only recorded when asked for, so runs made before snapshots existed stay reusable.
+        **({"snapshots": sorted({float(f) for f in snapshots})} if snapshots else {}),
         "data_dir": None if data_dir is None else os.path.abspath(os.path.expanduser(data_dir)),
     }
     if arguments["epochs"] <= 0 or arguments["learning_rate"] <= 0 or arguments["batch_size"] < 1:
@@ -381,6 +354,8 @@ def finetune(
         )
     if save_steps is not None and save_steps < 1:
         raise ValueError(f"save_steps must be a positive integer or None, got {save_steps!r}")
+    if any(not 0 <= float(f) <= 1 for f in snapshots):
+        raise ValueError(f"snapshots are fractions of training in [0, 1], got {list(snapshots)}")
 
     output = Path(output_dir)
     finished = _prepare_output(output, arguments, overwrite)
@@ -417,7 +392,7 @@ def finetune(
         eval_dataset=eval_set,
         processing_class=tokenizer,
         compute_metrics=lambda prediction: _trainer_metrics(task, prediction),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), _Snapshots(output / PROGRESS_DIR, arguments)],
     )
     checkpoint = _last_complete_checkpoint(output / CHECKPOINTS_DIR)
     step_before = 0
@@ -448,12 +423,13 @@ def finetune(
         "resumed_from": checkpoint.name if checkpoint else None,
         "train_seconds": train_seconds,
         "train_samples_per_second": samples_per_second,
-        "device": _device_description(),
+        "device": describe_device(),
         "bf16": bool(trainer.args.bf16),
         "optim": str(trainer.args.optim),
-        "versions": _versions(),
+        "versions": software_versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "log_history": trainer.state.log_history,
+        "snapshots": _snapshot_list(output / PROGRESS_DIR),
     }
     _write_json_atomic(output / METRICS_FILE, record)  # its presence marks the run finished
     shutil.rmtree(output / CHECKPOINTS_DIR, ignore_errors=True)
@@ -467,6 +443,41 @@ def finetune(
         seconds=time.perf_counter() - started_at,
         record=record,
     )
+
+
+class _Snapshots(TrainerCallback):
+    """Save the weights at fixed fractions of the optimizer steps (``progress/step-N``)."""
+
+    def __init__(self, folder: Path, arguments: dict[str, Any]) -> None:
+        self.folder = folder
+        self.fractions = arguments.get("snapshots", [])
+
+    def _save(self, model: PreTrainedModel, step: int, max_steps: int) -> None:
+        target = self.folder / f"step-{step}"
+        if (target / "config.json").is_file():
+            return  # saved before an interruption
+        staging = self.folder / f".step-{step}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(str(staging))
+        atomic_write(staging / "snapshot.json", json.dumps({"step": step, "max_steps": max_steps}))
+        os.replace(staging, target)
+
+    def _due(self, step: int, max_steps: int) -> bool:
+        return any(round(f * max_steps) == step for f in self.fractions)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.fractions and state.global_step == 0 and self._due(0, state.max_steps):
+            self._save(model, 0, state.max_steps)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self._due(state.global_step, state.max_steps):
+            self._save(model, state.global_step, state.max_steps)
+
+
+def _snapshot_list(folder: Path) -> list[dict[str, int]]:
+    """The saved snapshots: step and total steps of each, in step order."""
+    found = [_read_json(path / "snapshot.json") for path in folder.glob("step-*")]
+    return sorted((entry for entry in found if entry), key=lambda entry: entry["step"])
 
 
 def _training_arguments(
@@ -527,7 +538,7 @@ def _trainer_metrics(task: Task, prediction: Any) -> dict[str, float]:
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(
+def evaluate_model(
     model: PreTrainedModel,
     tokenizer: Any,
     task: str | Task,
@@ -538,6 +549,7 @@ def evaluate(
     max_length: int | None = None,
     data_dir: str | os.PathLike | None = None,
     dataset: Any | None = None,
+    encoded: Any | None = None,
     preset: str | Preset | None = None,
 ) -> dict[str, float]:
     """The task metrics of an in-memory model on a split, with no training.
@@ -567,6 +579,10 @@ def evaluate(
     dataset : datasets.Dataset, optional
         The raw split, already loaded (skips :func:`layersim.tasks.load`; ``split``, ``limit``
         and ``data_dir`` are then ignored). Saves reloading when many models are scored.
+    encoded : datasets.Dataset, optional
+        The split already encoded for this tokenizer by :func:`layersim.tasks.encode` (skips
+        loading and encoding; ``dataset``, ``split``, ``limit``, ``data_dir`` and ``max_length``
+        are then ignored). Saves re-tokenizing when many models share a tokenizer.
     preset : str or Preset, optional
         Source of the defaults (default ``demo``).
 
@@ -576,13 +592,19 @@ def evaluate(
         ``task.metrics``.
     """
     task = get_task(task)
-    preset = get_preset(preset)
+    preset = get_preset(preset, task.name)
     batch_size = 2 * preset.batch_size if batch_size is None else int(batch_size)
     max_length = preset.max_length if max_length is None else int(max_length)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    raw = dataset if dataset is not None else load(task, split, limit=limit, data_dir=data_dir)
-    encoded = encode(task, tokenizer, raw, max_length=max_length)
+    if encoded is None:
+        raw = dataset if dataset is not None else load(task, split, limit=limit, data_dir=data_dir)
+        encoded = encode(task, tokenizer, raw, max_length=max_length)
+    elif not {"input_ids", "labels"} <= set(getattr(encoded, "column_names", ())):
+        raise ValueError(
+            "encoded must be a split encoded by layersim.tasks.encode (columns input_ids and "
+            "labels); pass a raw split as dataset= instead"
+        )
     if task.kind == "multiple_choice":
         lengths = [max(len(ids) for ids in choices) for choices in encoded["input_ids"]]
     else:
@@ -603,3 +625,15 @@ def evaluate(
     finally:
         model.train(was_training)
     return compute_metrics(task, np.concatenate(outputs), np.concatenate(labels))
+
+
+def evaluate(*args: Any, **kwargs: Any) -> dict[str, float]:
+    """Deprecated name of :func:`evaluate_model` (it shadowed the ``evaluate`` package)."""
+    import warnings
+
+    warnings.warn(
+        "layersim.finetune.evaluate is now evaluate_model; the old name will be removed",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return evaluate_model(*args, **kwargs)

@@ -1,13 +1,14 @@
 """Presets: what a run of the project means (models, tasks, seeds, hyper-parameters), in one place.
 
-Four presets, from seconds on any machine to a GPU grid (DESIGN.md §2):
+Five presets, from seconds on any machine to a GPU grid:
 
 =========== ============================================ ================ ====================
 preset      models                                       tasks            where
 =========== ============================================ ================ ====================
 tiny        tiny-bert, tiny-roberta, tiny-albert,        four synthetic   anywhere, seconds
             tiny-electra (random, 4 layers, 64 wide)
-demo        minilm-l6 (all-MiniLM-L6-v2, offline)        four synthetic   2-core CPU, minutes
+demo        minilm-l6 (all-MiniLM-L6-v2, offline)        five real-text   2-core CPU, minutes
+synthetic   minilm-l6                                    four synthetic   2-core CPU, minutes
 paper       roberta-base, albert-base-v2,                twelve hub tasks one GPU + network
             google/electra-base-discriminator
 paper-large roberta-large, albert-xxlarge-v2,            twelve hub tasks one large GPU
@@ -23,8 +24,10 @@ unchanged (a Hugging Face Hub id or a local directory).
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 
 from transformers import (
@@ -42,6 +45,7 @@ __all__ = [
     "TINY_MODELS",
     "Preset",
     "get_preset",
+    "model_key",
     "resolve_model",
     "resolve_tokenizer",
 ]
@@ -88,6 +92,9 @@ class Preset:
         AdamW weight decay.
     description : str
         One line on what the preset is for.
+    per_task : dict
+        Overrides of the fields above for single tasks (task name -> {field: value}), with the
+        reason in a comment where the preset is defined; :func:`get_preset` applies them.
     """
 
     name: str
@@ -104,16 +111,30 @@ class Preset:
     warmup_ratio: float
     weight_decay: float
     description: str
+    per_task: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 # Task lists are spelled out (not imported from layersim.tasks) so this module stays a leaf.
 _SYNTHETIC = ("synth_sentiment", "synth_agreement", "synth_entailment", "synth_paraphrase")
+_REAL = ("movie_polarity", "movie_rating", "vitaminc", "presupposition_nli", "social_iqa")
 _PAPER_TASKS = (
     "cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "boolq", "cb", "wic",
     "commonsense_qa",
 )  # fmt: skip
 
 TINY_MODELS = ("tiny-bert", "tiny-roberta", "tiny-albert", "tiny-electra")
+
+# Per-task settings of the demo preset, each with its reason (checked on the 2-core CPU: every task
+# must beat its majority class and a linear probe on the frozen pretrained model).
+DEMO_PER_TASK: dict[str, dict[str, object]] = {
+    # Evidence + claim pairs are long (about 60 tokens); 1,000 validation pairs are plenty for
+    # the metric and keep the evaluation after each epoch short.
+    "vitaminc": {"max_length": 128, "eval_limit": 1000},
+    # 460 training pairs: more epochs for a similar number of optimizer steps.
+    "presupposition_nli": {"max_length": 128, "epochs": 10},
+    # Context + question + answer, one sequence per choice.
+    "social_iqa": {"max_length": 96},
+}
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
@@ -137,8 +158,29 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset(
         name="demo",
         models=(MINILM_NAME,),
+        tasks=_REAL,
+        seeds=(0, 1, 2),
+        # Real English text from registry packages (layersim.data). Sized so that one seed of the
+        # five tasks takes at most 20 minutes on a 2-core CPU (measured:
+        # benchmarks/results/demo_cpu.txt); the learning rate and batch are the synthetic
+        # preset's (MiniLM's pair tasks need more steps than the paper's settings give).
+        epochs=3,
+        learning_rate=1e-4,
+        batch_size=16,
+        max_length=64,
+        train_limit=2000,
+        eval_limit=None,
+        similarity_examples=1000,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        description="pretrained all-MiniLM-L6-v2 on five real English tasks: minutes on a CPU",
+        per_task=DEMO_PER_TASK,
+    ),
+    "synthetic": Preset(
+        name="synthetic",
+        models=(MINILM_NAME,),
         tasks=_SYNTHETIC,
-        seeds=(0,),
+        seeds=(0, 1, 2),
         # Sized on a 2-core CPU (Intel Xeon, torch 2.13): fine-tuning MiniLM on all four tasks
         # takes a few minutes in total (benchmarks/results/finetune_cpu.txt). MiniLM's [CLS]
         # pooler starts near zero and the pair tasks sit at chance for a while; a larger learning
@@ -152,7 +194,7 @@ PRESETS: dict[str, Preset] = {
         similarity_examples=1000,
         warmup_ratio=0.1,
         weight_decay=0.01,
-        description="pretrained all-MiniLM-L6-v2 on synthetic GLUE-like tasks: minutes on a CPU",
+        description="all-MiniLM-L6-v2 on synthetic GLUE-like tasks: the known-answer control",
     ),
     "paper": Preset(
         name="paper",
@@ -194,13 +236,15 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "demo"
 
 
-def get_preset(name: str | Preset | None = None) -> Preset:
-    """The preset of a given name (None: the default, ``demo``).
+def get_preset(name: str | Preset | None = None, task: str | None = None) -> Preset:
+    """The preset of a given name (None: the default, ``demo``), for one task if given.
 
     Parameters
     ----------
     name : str, Preset or None
-        Preset name; a :class:`Preset` is returned unchanged.
+        Preset name; a :class:`Preset` is returned unchanged (apart from ``task``).
+    task : str, optional
+        Apply the preset's settings for this task (:attr:`Preset.per_task`).
 
     Returns
     -------
@@ -212,15 +256,17 @@ def get_preset(name: str | Preset | None = None) -> Preset:
         If the name is not a known preset.
     """
     if isinstance(name, Preset):
-        return name
-    if name is None:
-        name = DEFAULT_PRESET
-    if name not in PRESETS:
-        raise ValueError(
-            f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}. "
-            "Pass one of these names."
-        )
-    return PRESETS[name]
+        spec = name
+    else:
+        name = DEFAULT_PRESET if name is None else name
+        if name not in PRESETS:
+            raise ValueError(
+                f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}. "
+                "Pass one of these names."
+            )
+        spec = PRESETS[name]
+    overrides = spec.per_task.get(str(getattr(task, "name", task)), {}) if task else {}
+    return replace(spec, **overrides) if overrides else spec
 
 
 # --------------------------------------------------------------------------- models
@@ -350,3 +396,32 @@ def resolve_tokenizer(name: str) -> str:
     if isinstance(resolved, PretrainedConfig):
         return _minilm_dir()
     return resolved
+
+
+def model_key(name: str) -> str:
+    """The name a model gets in run keys and tables (what ``results.RunKey.model`` holds).
+
+    Preset names (``minilm-l6``, ``tiny-*``) and Hub ids stay as they are. A local directory
+    gets a readable, directory-safe name from its last path component plus a short hash of its
+    absolute path, e.g. ``local-roberta-base-3f2a9c1d``: two different directories never share a
+    key, and the same directory always gets the same one (provenance records the path itself).
+
+    Parameters
+    ----------
+    name : str
+        A model name as accepted by :func:`resolve_model`.
+
+    Returns
+    -------
+    str
+    """
+    resolved = resolve_model(name)
+    if isinstance(resolved, PretrainedConfig) or resolved != os.path.expanduser(name):
+        return name  # a preset name (tiny-*, or minilm-l6 resolved to its package directory)
+    if not os.path.isdir(resolved):
+        return name  # a Hub id
+    path = os.path.realpath(resolved)
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", os.path.basename(path)).strip("-.") or "model"
+    readable = re.sub(r"-{2,}", "-", readable)[:40]
+    digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:8]
+    return f"local-{readable}-{digest}"

@@ -1,28 +1,20 @@
 """The results store: run keys, tidy tables, provenance, completion and failure markers.
 
 This is the only module that reads or writes ``results/``. One run (model, task, seed of a preset)
-owns one directory::
+owns one directory ``<root>/<preset>/<model dir>/<task>/seed<k>/`` holding ``metrics.csv``,
+``cka.csv``, ``blocks.csv`` and ``truncation.csv`` (the tables of :data:`TABLES`, written by the
+experiment steps of :data:`STEP_TABLES`), ``provenance.json`` (package version, git commit,
+parameters, device, seconds, per step) and, while its last attempt failed, ``FAILED``.
 
-    <root>/<preset>/<model dir>/<task>/seed<k>/
-        cka.csv          CKA matrices as tidy rows
-        truncation.csv   metric vs layers kept
-        metrics.csv      the fine-tuned model's metrics
-        blocks.csv       block-structure statistics of the CKA matrices, with intervals
-        provenance.json  package version, git commit, parameters, device, seconds, per step
-        FAILED           present only while the run's last attempt failed (JSON: message, notebook)
+A Hugging Face model id may contain ``/`` (``google/electra-base-discriminator``); its directory
+name replaces each ``/`` by ``--``, the convention of the Hugging Face cache. That is reversible
+because hub ids never contain ``--``, so names containing ``--`` are refused. Tables always hold
+the real name.
 
-``<root>`` is the results directory (``results/``). Hugging Face model ids may contain ``/``
-(``google/electra-base-discriminator``); the directory name replaces each ``/`` by ``--``
-(``google--electra-base-discriminator``), the convention of the Hugging Face cache. It is
-reversible because hub ids never contain ``--``, and names containing ``--`` are refused. Tables
-always hold the real name.
-
-Tables are CSV (UTF-8, ``\\n`` line ends, no index, floats written with round-trip precision) so
-that committed results give readable diffs. Every write is atomic: the table is written to a
-temporary file in the same directory and moved over the old one with ``os.replace``, so an
-interrupted write leaves the previous file (or none), never a partial one. A write that raises
-removes its temporary file; a killed process can leave a hidden ``.<name>.*.tmp`` behind, which
-every reader here ignores.
+Tables are CSV (UTF-8, ``\\n`` line ends, no index, floats with round-trip precision, an empty
+cell for a statistic without an interval) so that committed results give readable diffs. Every
+write goes through :func:`atomic_write`: an interrupted write leaves the previous file (or none),
+never a partial one.
 """
 
 from __future__ import annotations
@@ -50,10 +42,14 @@ import layersim
 
 __all__ = [
     "CKA_KINDS",
+    "INTERVAL_COLUMNS",
     "RUN_STATES",
+    "STEP_OF_TABLE",
+    "STEP_TABLES",
     "TABLES",
     "TABLE_NAMES",
     "RunKey",
+    "atomic_write",
     "clear_failed",
     "collect_provenance",
     "failure",
@@ -66,6 +62,7 @@ __all__ = [
     "read_provenance",
     "read_table",
     "run_status",
+    "software_versions",
     "table_path",
     "write_provenance",
     "write_table",
@@ -87,7 +84,8 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "truncation": {**_KEY_COLUMNS, "layers_kept": "int", "metric": "str", "value": "float"},
     "metrics": {**_KEY_COLUMNS, "metric": "str", "value": "float"},
-    # Block-structure statistics of each CKA matrix (layersim.blocks), with bootstrap intervals.
+    # Block-structure statistics of each CKA matrix (layersim.blocks), with bootstrap intervals
+    # (empty for a statistic that has none, e.g. a p-value).
     "blocks": {
         **_KEY_COLUMNS,
         "kind": "str",
@@ -102,6 +100,10 @@ TABLES: dict[str, dict[str, str]] = {
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
+#: Per table, the (lower, upper) columns of an interval that a row may leave empty (NaN, an empty
+#: CSV cell): both empty or both finite, never just one.
+INTERVAL_COLUMNS: dict[str, tuple[str, str]] = {"blocks": ("lower", "upper")}
+
 #: Columns that identify a row within one run: no two rows may share them.
 _ROW_IDS: dict[str, tuple[str, ...]] = {
     "cka": ("kind", "layer_a", "layer_b", "estimator", "pooling", "n"),
@@ -113,13 +115,15 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
 #: Allowed values of the ``kind`` column of the ``cka`` table.
 CKA_KINDS: tuple[str, ...] = ("finetuned", "pretrained", "pretrained_vs_finetuned")
 
-#: Provenance step that a table's ``provenance=`` argument records by default.
-_DEFAULT_STEP = {
-    "cka": "similarity",
-    "blocks": "similarity",
-    "truncation": "truncation",
-    "metrics": "finetune",
+#: The experiment steps in run order (notebook ``notebooks/<step>.py`` each) and the tables each
+#: one writes; a step is done when its tables exist. The one place this mapping is written.
+STEP_TABLES: dict[str, tuple[str, ...]] = {
+    "finetune": ("metrics",),
+    "similarity": ("cka", "blocks"),
+    "truncation": ("truncation",),
 }
+#: The step that writes each table (the provenance step :func:`write_table` records by default).
+STEP_OF_TABLE: dict[str, str] = {t: step for step, tables in STEP_TABLES.items() for t in tables}
 
 #: States reported by :func:`run_status`.
 RUN_STATES: tuple[str, ...] = ("done", "missing", "failed")
@@ -258,13 +262,42 @@ def table_path(root: str | os.PathLike[str], key: RunKey, table: str) -> Path:
 # ----------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
-    """Write a UTF-8 text file through a temporary sibling and ``os.replace``."""
+def atomic_write(path: str | os.PathLike[str], content: str | Callable[[IO[str]], None]) -> Path:
+    """Write a UTF-8 text file so that readers see the old file or the whole new one, never part.
+
+    The text goes to a uniquely named temporary file in the same directory (``.<name>.*.tmp``,
+    from ``tempfile.mkstemp``, so concurrent writers never share one), is flushed and fsynced,
+    and then replaces `path` with ``os.replace`` (atomic within one file system). If anything
+    raises on the way, the temporary file is removed and `path` is left as it was. Only a killed
+    process can leave a temporary file behind; readers of the results store ignore such names.
+
+    Parameters
+    ----------
+    path
+        The file to write; its directory is created if needed.
+    content
+        The text, or a function that writes it to the open text handle (e.g.
+        ``lambda fh: frame.to_csv(fh)``). Line ends are written as given.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
+    path = Path(path)
+    if not (isinstance(content, str) or callable(content)):
+        raise ValueError(
+            f"content must be a string or a function that writes to a text handle; got "
+            f"{type(content).__name__}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            write(fh)
+            if isinstance(content, str):
+                fh.write(content)
+            else:
+                content(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0o600; results are meant to be shared
@@ -273,6 +306,7 @@ def _atomic_write(path: Path, write: Callable[[IO[str]], None]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return path
 
 
 # ----------------------------------------------------------------------------
@@ -304,10 +338,11 @@ def _validate_frame(
         )
     if len(frame) == 0:
         raise ValueError(f"{source}: the {table!r} table has no rows; do not write empty tables")
+    optional = INTERVAL_COLUMNS.get(table, ())
     out = {}
     for column, kind in schema.items():
         series = frame[column]
-        if series.isna().any():
+        if column not in optional and series.isna().any():
             raise ValueError(
                 f"{source}: column {column!r} has {int(series.isna().sum())} missing values "
                 "(None or NaN); every cell must hold a value"
@@ -333,13 +368,16 @@ def _validate_frame(
                     f"{source}: column {column!r} must be numeric (float64); got {series.dtype}"
                 )
             values = series.astype("float64")
-            if not np.isfinite(values.to_numpy()).all():
+            present = values.to_numpy()[~values.isna().to_numpy()]  # NaN: an empty interval
+            if not np.isfinite(present).all():
                 raise ValueError(
                     f"{source}: column {column!r} has non-finite values (NaN or inf); a result "
                     "must be a number, so fix the computation that produced it"
                 )
             out[column] = values
     result = pd.DataFrame(out, index=range(len(frame)))
+    if optional:
+        _check_intervals(result, optional, source)
     if table in ("cka", "blocks"):
         bad_kinds = sorted(set(result["kind"]) - set(CKA_KINDS))
         if bad_kinds:
@@ -362,6 +400,18 @@ def _validate_frame(
     return result
 
 
+def _check_intervals(frame: pd.DataFrame, columns: tuple[str, str], source: str) -> None:
+    """An interval is either given (both ends) or empty (neither end): never half of one."""
+    lower, upper = (frame[c].isna() for c in columns)
+    half = lower != upper
+    if half.any():
+        row = int(half.to_numpy().argmax())
+        raise ValueError(
+            f"{source}: row {row} has only one end of its interval {list(columns)}; give both "
+            "ends, or leave both empty (NaN) for a statistic without an interval"
+        )
+
+
 def write_table(
     root: str | os.PathLike[str],
     key: RunKey,
@@ -380,17 +430,18 @@ def write_table(
     key
         The run the rows belong to; the key columns of every row must equal it.
     table
-        ``"cka"``, ``"truncation"`` or ``"metrics"`` (see :data:`TABLES` for the columns).
+        One of :data:`TABLE_NAMES` (see :data:`TABLES` for the columns).
     frame
         Exactly the table's columns, any order; integer columns with an integer dtype, float
-        columns numeric and finite, string columns strings; no missing cells, no two rows with
-        the same identifying columns (e.g. ``kind, layer_a, layer_b, estimator, pooling, n`` for
-        ``cka``), ``kind`` one of :data:`CKA_KINDS`. An existing table is replaced.
+        columns numeric and finite, string columns strings; no missing cells except both ends of
+        an empty interval (:data:`INTERVAL_COLUMNS`), no two rows with the same identifying
+        columns (e.g. ``kind, layer_a, layer_b, estimator, pooling, n`` for ``cka``), ``kind``
+        one of :data:`CKA_KINDS`. An existing table is replaced.
     provenance
         If given, also record it with :func:`write_provenance` (after the table is written).
     step
-        Provenance step for `provenance`; default ``"similarity"`` for ``cka``,
-        ``"truncation"`` for ``truncation`` and ``"finetune"`` for ``metrics``.
+        Provenance step for `provenance`; default: the step that writes the table
+        (:data:`STEP_OF_TABLE`).
 
     Returns
     -------
@@ -404,9 +455,9 @@ def write_table(
     """
     path = table_path(root, key, table)
     clean = _validate_frame(frame, table, key, f"write_table({table!r}, {key})")
-    _atomic_write(path, lambda fh: clean.to_csv(fh, index=False, lineterminator="\n"))
+    atomic_write(path, lambda fh: clean.to_csv(fh, index=False, lineterminator="\n"))
     if provenance is not None:
-        write_provenance(root, key, step or _DEFAULT_STEP[table], provenance)
+        write_provenance(root, key, step or STEP_OF_TABLE[table], provenance)
     return path
 
 
@@ -450,7 +501,7 @@ def load(root: str | os.PathLike[str], table: str) -> pd.DataFrame:
         (``.../<preset>/<model dir>/<task>/seed<k>/``) below `root` is read. Rows carry their
         preset, so the two forms differ only in which runs they include.
     table
-        ``"cka"``, ``"truncation"`` or ``"metrics"``.
+        One of :data:`TABLE_NAMES`.
 
     Returns
     -------
@@ -535,6 +586,30 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+#: The libraries whose versions a result depends on (recorded by :func:`software_versions`).
+_LIBRARIES = ("torch", "transformers", "datasets", "accelerate")
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of layersim, Python and the libraries a result depends on.
+
+    Read from the installed distributions' metadata (nothing is imported), so it is cheap and
+    works whatever has been loaded. The one record of the software environment: provenance
+    (:func:`collect_provenance`) and fine-tuning's ``metrics.json`` both use it.
+
+    Returns
+    -------
+    dict
+        ``layersim``, ``python``, ``torch``, ``transformers``, ``datasets``, ``accelerate``: version
+        strings, None for a library that is not installed.
+    """
+    return {
+        "layersim": layersim.__version__,
+        "python": platform.python_version(),
+        **{name: _package_version(name) for name in _LIBRARIES},
+    }
+
+
 def collect_provenance(
     parameters: Mapping[str, Any],
     device: str,
@@ -550,7 +625,7 @@ def collect_provenance(
         The step's parameters (e.g. the notebook's papermill parameters); JSON-serialisable
         values (numpy scalars and paths are converted when written).
     device
-        What it ran on, e.g. ``"cpu"`` or ``torch.cuda.get_device_name()``.
+        What it ran on: :func:`layersim.devices.describe_device`'s description.
     seconds
         Wall-clock duration of the step (finite, >= 0).
     repo
@@ -562,8 +637,8 @@ def collect_provenance(
     dict
         ``layersim_version``, ``git_commit`` (``git rev-parse HEAD``; None outside a git checkout
         or without git), ``git_dirty`` (tracked files modified; None when unknown),
-        ``parameters``, ``device``, ``seconds``, ``timestamp`` (UTC, ISO 8601), ``python``,
-        ``torch`` and ``transformers`` (installed versions or None).
+        ``parameters``, ``device``, ``seconds``, ``timestamp`` (UTC, ISO 8601), and ``python``,
+        ``torch``, ``transformers``, ``datasets``, ``accelerate`` (:func:`software_versions`).
     """
     if not isinstance(parameters, Mapping):
         raise ValueError(f"parameters must be a mapping; got {type(parameters).__name__}")
@@ -572,17 +647,16 @@ def collect_provenance(
     if not (math.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"seconds must be finite and >= 0; got {seconds!r}")
     commit, dirty = _git_state(Path(repo) if repo is not None else Path(__file__).resolve().parent)
+    versions = software_versions()
     return {
-        "layersim_version": layersim.__version__,
+        "layersim_version": versions.pop("layersim"),
         "git_commit": commit,
         "git_dirty": dirty,
         "parameters": dict(parameters),
         "device": str(device),
         "seconds": float(seconds),
         "timestamp": _now(),
-        "python": platform.python_version(),
-        "torch": _package_version("torch"),
-        "transformers": _package_version("transformers"),
+        **versions,
     }
 
 
@@ -665,7 +739,7 @@ def write_provenance(
     data["steps"][step] = dict(info)
     text = _dump_json(data, f"provenance of step {step!r}") + "\n"
     path = key.run_dir(root) / _PROVENANCE
-    _atomic_write(path, lambda fh: fh.write(text))
+    atomic_write(path, text)
     return path
 
 
@@ -761,7 +835,7 @@ def mark_failed(
     }
     text = _dump_json(info, "failure marker") + "\n"
     path = _key(key).run_dir(root) / _FAILED
-    _atomic_write(path, lambda fh: fh.write(text))
+    atomic_write(path, text)
     return path
 
 

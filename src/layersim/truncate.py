@@ -2,18 +2,36 @@
 
 This is the paper's redundancy experiment (claim C5): a fine-tuned model whose top layers are
 dropped, with the truncated output fed to the task head that was trained on the full depth, and no
-further tuning. `keep_first_layers` returns a new model; the original is never modified.
+further tuning. :func:`keep_first_layers` returns a new model; the original is never modified.
+:func:`truncation_knee` reads the resulting curve (metric against layers kept): the fewest layers
+that keep the full model's metric, which claim C6 compares with the CKA block boundary.
+
+Importing this module loads neither torch nor transformers (it only handles models it is given),
+so the claims and the book can use :func:`truncation_knee` cheaply.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
-from transformers import PreTrainedModel
+import numpy as np
 
-__all__ = ["SUPPORTED_MODEL_TYPES", "keep_first_layers", "num_layers"]
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import PreTrainedModel
+
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "fewest_layers",
+    "keep_first_layers",
+    "num_layers",
+    "truncation_knee",
+]
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,13 @@ def num_layers(model: PreTrainedModel) -> int:
     return len(_layer_list(model, stack))
 
 
+def fewest_layers(model: PreTrainedModel) -> int:
+    """The smallest k that :func:`keep_first_layers` accepts for `model`: 0 (the embeddings
+    alone), except 1 for DeBERTa-v2, whose transformers encoder cannot run without a layer."""
+    _stack(model)  # refuses unsupported architectures with the list of supported ones
+    return 1 if model.config.model_type == "deberta-v2" else 0
+
+
 def keep_first_layers(model: PreTrainedModel, k: int) -> PreTrainedModel:
     """A copy of `model` made of its embeddings, its first `k` layers and its unchanged head.
 
@@ -96,7 +121,7 @@ def keep_first_layers(model: PreTrainedModel, k: int) -> PreTrainedModel:
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= total:
         raise ValueError(f"k must be an integer from 0 to {total} (the model's layers); got {k!r}")
     stack = _stack(model)
-    if k == 0 and model.config.model_type == "deberta-v2":
+    if k < fewest_layers(model):
         # transformers' DeBERTa-v2 encoder reads its last layer's output even when it has none.
         raise ValueError("DeBERTa-v2 cannot run with 0 layers in transformers; use k >= 1")
     truncated = copy.deepcopy(model)
@@ -108,3 +133,83 @@ def keep_first_layers(model: PreTrainedModel, k: int) -> PreTrainedModel:
     if getattr(config, "layer_types", None) is not None:
         config.layer_types = list(config.layer_types[:k])
     return truncated
+
+
+def truncation_knee(
+    layers_kept: Sequence[int] | np.ndarray,
+    values: Sequence[float] | np.ndarray,
+    *,
+    tolerance: float = 0.01,
+    relative: bool = False,
+    higher_is_better: bool = True,
+) -> int:
+    """Smallest number of kept layers from which on the metric stays within `tolerance` of the
+    full model's.
+
+    The full model is the largest entry of `layers_kept`. A truncated model "keeps" the metric
+    when it is at most `tolerance` worse than the full model (being better always counts). The
+    knee is the smallest ``k`` such that every ``k' >= k`` keeps it, so a lucky shallow model
+    followed by worse deeper ones does not count: the answer is a depth one can safely truncate
+    to. Repeated entries of `layers_kept` (several seeds) are averaged first, which is the way to
+    tame noise; a single noisy dip near the top pushes the knee up (conservative).
+
+    For claim C6: a model keeping ``k`` layers outputs hidden state ``k``, so a CKA boundary ``b``
+    (first hidden state of the late block) predicts a knee at ``k = b``.
+
+    Parameters
+    ----------
+    layers_kept
+        Numbers of layers kept (non-negative integers, e.g. ``0 .. L``), any order.
+    values
+        The metric for each entry of `layers_kept`.
+    tolerance
+        Allowed loss (>= 0). Absolute, in metric units (default 0.01: one accuracy point on a
+        0–1 scale), or with `relative` a fraction of ``|full value|``.
+    relative
+        Interpret `tolerance` relative to the full model's value.
+    higher_is_better
+        False for losses and errors, where "worse" means larger.
+
+    Returns
+    -------
+    int
+        The knee, an entry of `layers_kept` (the full depth if nothing shallower keeps the metric).
+
+    Raises
+    ------
+    ValueError
+        For mismatched lengths, fewer than 2 distinct depths, negative or non-integer depths,
+        non-finite values or a negative tolerance.
+    """
+    k = np.asarray(layers_kept)
+    v = np.asarray(values, dtype=np.float64)
+    if k.ndim != 1 or v.ndim != 1 or len(k) != len(v):
+        raise ValueError(
+            f"layers_kept and values must be 1-D of the same length; got shapes {k.shape} and "
+            f"{v.shape}"
+        )
+    if not (np.issubdtype(k.dtype, np.integer) or (k.dtype.kind == "f" and np.all(k == k // 1))):
+        raise ValueError(f"layers_kept must be integers; got {k.tolist()}")
+    k = k.astype(np.int64)
+    if (k < 0).any():
+        raise ValueError(f"layers_kept must be non-negative; got {k.tolist()}")
+    if not np.isfinite(v).all():
+        raise ValueError(
+            f"values must be finite; got {v.tolist()} (drop failed evaluations before calling)"
+        )
+    if not (isinstance(tolerance, numbers.Real) and math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be a finite number >= 0; got {tolerance!r}")
+    depths, inverse = np.unique(k, return_inverse=True)
+    if len(depths) < 2:
+        raise ValueError(
+            f"need at least two distinct depths to find a knee; got layers_kept={k.tolist()}"
+        )
+    mean = np.bincount(inverse, weights=v) / np.bincount(inverse)
+    full = mean[-1]
+    allowed = tolerance * abs(full) if relative else tolerance
+    loss = (full - mean) if higher_is_better else (mean - full)
+    keeps = loss <= allowed + 1e-12 * max(1.0, abs(full))
+    # The last depth always keeps (loss 0): find the start of the final run of keeping depths.
+    failing = np.flatnonzero(~keeps)
+    start = 0 if len(failing) == 0 else failing[-1] + 1
+    return int(depths[start])
