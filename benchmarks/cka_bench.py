@@ -27,12 +27,15 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import importlib
+import importlib.util
 import os
 import platform
 import statistics
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,13 +53,21 @@ LAYERS, WIDTH, OFFSET_DIMS = 13, 768, 4
 # ---------------------------------------------------------------------------------------------
 
 
-def residual_stream(n: int, offset: float, device: str, seed: int = 0) -> torch.Tensor:
-    """(13, n, 768) float32: x_{l+1} = x_l + noise; the first 4 dimensions have mean `offset`."""
+def residual_stream(
+    n: int,
+    offset: float,
+    device: str,
+    seed: int = 0,
+    layers: int = LAYERS,
+    width: int = WIDTH,
+) -> torch.Tensor:
+    """(layers, n, width) float32: x_{l+1} = x_l + noise; the first 4 dimensions have mean
+    `offset`. The default shape is a base-size encoder's (13 hidden states × 768)."""
     g = torch.Generator(device=device).manual_seed(seed)
-    out = torch.empty((LAYERS, n, WIDTH), dtype=torch.float32, device=device)
-    cur = torch.randn((n, WIDTH), generator=g, device=device)
-    for layer in range(LAYERS):
-        cur += 0.5 * torch.randn((n, WIDTH), generator=g, device=device)
+    out = torch.empty((layers, n, width), dtype=torch.float32, device=device)
+    cur = torch.randn((n, width), generator=g, device=device)
+    for layer in range(layers):
+        cur += 0.5 * torch.randn((n, width), generator=g, device=device)
         out[layer] = cur
     out[:, :, :OFFSET_DIMS] += offset
     return out
@@ -69,14 +80,14 @@ def oracle(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     al. 2019, eq. 5). Debiased: Song et al.'s unbiased HSIC with K~ = K - diag(K); for centred
     data tr(K~L~) = ‖XᵀY‖² - rᵀs, 1ᵀK~1 = -Σr and 1ᵀK~L~1 = rᵀs, with r, s the row norms².
     """
-    n = x.shape[1]
+    n_layers, n = x.shape[0], x.shape[1]
     centred = []
     for layer in x:
         z = layer.to(torch.float64)
         centred.append(z - z.mean(0))
-    p = torch.zeros((LAYERS, LAYERS), dtype=torch.float64)
-    for a in range(LAYERS):
-        for b in range(a, LAYERS):
+    p = torch.zeros((n_layers, n_layers), dtype=torch.float64)
+    for a in range(n_layers):
+        for b in range(a, n_layers):
             p[a, b] = p[b, a] = float((centred[a].T @ centred[b]).square().sum())
     r = torch.stack([(z * z).sum(1) for z in centred]).cpu()
     rs = r @ r.T
@@ -168,14 +179,24 @@ class PeakMemory:
 
 
 def measure(
-    fn: Callable[[], torch.Tensor], device: str, repeats: int, warmup: bool
+    fn: Callable[[], torch.Tensor],
+    device: str,
+    repeats: int,
+    warmup: bool,
+    deadline: float | None = None,
 ) -> tuple[tuple[float, float], float, torch.Tensor]:
-    """(median, min) seconds, max peak extra GiB and the (last) result of `fn`."""
+    """(median, min) seconds, max peak extra GiB and the (last) result of `fn`.
+
+    With a `deadline` (a time.perf_counter() value) the repeats stop once it has passed, after at
+    least one, so a slow case cannot eat the time budget of the cases after it.
+    """
     if warmup:
         fn()
     times, peaks = [], []
     result = None
     for _ in range(repeats):
+        if times and deadline is not None and time.perf_counter() > deadline:
+            break
         with PeakMemory(device) as mem:
             start = time.perf_counter()
             result = fn()
@@ -194,15 +215,50 @@ def measure(
 # ---------------------------------------------------------------------------------------------
 
 
-def load_pytorch_cka() -> Callable[[torch.Tensor], torch.Tensor] | None:
+def _pytorch_cka_core() -> types.ModuleType:
+    """pytorch-cka's computing module `cka.cka` without its package's `__init__`.
+
+    The package's `__init__` also imports its plotting module, which needs matplotlib; the
+    computation itself needs only torch and tqdm. So where matplotlib is missing, the package is
+    registered as an empty namespace and only its computing submodule is imported.
+    """
+    spec = importlib.util.find_spec("cka")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'cka' (pip install pytorch-cka==1.1.3)")
+    package = types.ModuleType("cka")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["cka"] = package
+    try:
+        return importlib.import_module("cka.cka")
+    except Exception:
+        sys.modules.pop("cka", None)
+        raise
+
+
+def find_pytorch_cka() -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, str]:
+    """(all-pairs CKA of pytorch-cka 1.1.3, "") or (None, why it is not available)."""
+    version = package_version("pytorch-cka")
+    if version == "not installed":
+        return None, "pytorch-cka not installed on this machine"
     try:
         import cka  # pytorch-cka==1.1.3
 
         fn = cka.cka_from_features
-    except Exception as exc:  # noqa: BLE001 - any import problem means "not available"
-        print(f"pytorch-cka not available ({type(exc).__name__}: {exc}); skipping it.")
-        return None
-    return lambda x: fn(x, x)
+    except ImportError as exc:
+        try:
+            fn = _pytorch_cka_core().cka_from_features
+        except Exception as inner:  # noqa: BLE001 - any import problem means "not available"
+            return None, f"pytorch-cka {version} cannot be imported ({exc}; {inner})"
+    except Exception as exc:  # noqa: BLE001
+        return None, f"pytorch-cka {version} cannot be imported ({type(exc).__name__}: {exc})"
+    return (lambda x: fn(x, x)), ""
+
+
+def load_pytorch_cka() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    fn, reason = find_pytorch_cka()
+    if fn is None:
+        print(f"{reason}; skipping it.")
+    return fn
 
 
 def load_ckatorch() -> Callable[..., torch.Tensor] | None:
@@ -279,6 +335,13 @@ def machine_report(device: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _form_name(n: int) -> str:
+    """Which formulation cka_matrix picks: asked of the library where it still exposes its
+    private chooser (cka.py is being split into a package), else 'auto'."""
+    choose = getattr(lcka, "_choose_method", None)
+    return choose(n, [WIDTH] * LAYERS, None) if choose is not None else "auto"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[2000, 5000, 20000])
@@ -325,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
             want_b, want_u = oracle(x)
             oracle_s = time.perf_counter() - start
             warm = n <= 5000
-            form = lcka._choose_method(n, [WIDTH] * LAYERS, None)
+            form = _form_name(n)
             rows: list[tuple[str, str, tuple[float, float], float, float, str]] = []
             times: dict[tuple[str, str], float] = {}
             modes = ["exact"] + (["fast"] if args.with_fast else [])

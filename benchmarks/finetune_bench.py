@@ -75,34 +75,83 @@ def _glue_like_lengths(n: int, rng: np.random.Generator, max_length: int) -> np.
     return np.clip(lengths.astype(int), 4, max_length - 2)
 
 
-def _throughput(device: str, examples: int, epochs: float) -> None:
-    import datasets
-    from transformers import (
-        AutoModelForSequenceClassification,
-        DataCollatorWithPadding,
-        RobertaConfig,
-        Trainer,
-        TrainingArguments,
-        default_data_collator,
-    )
+def _default_shape(device: str):
+    """(config, description): on a GPU the roberta-base shape, on a CPU a small 4 x 128 one."""
+    from transformers import RobertaConfig
 
-    from layersim.finetune import load_tokenizer
     from layersim.presets import _tiny_config
-    from layersim.tasks import PAPER_TASKS, get_task
 
-    max_length = 128
     if device == "cuda":
         config = RobertaConfig(
             vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
             intermediate_size=3072, max_position_embeddings=514, type_vocab_size=2, pad_token_id=0,
         )  # fmt: skip
-        shape, batch_size = "roberta-base shape (12 x 768), random weights", 32
-    else:
-        config = _tiny_config("tiny-roberta")
-        config.hidden_size, config.intermediate_size, config.num_attention_heads = 128, 512, 4
-        shape, batch_size = "small roberta shape (4 x 128), random weights", 32
+        return config, "roberta-base shape (12 x 768), random weights"
+    config = _tiny_config("tiny-roberta")
+    config.hidden_size, config.intermediate_size, config.num_attention_heads = 128, 512, 4
+    return config, "small roberta shape (4 x 128), random weights"
+
+
+def _steady_rate_callback(warmup_steps: int, batch_size: int, cuda: bool):
+    """A Trainer callback timing the steps after `warmup_steps` (start-up, first kernels and
+    allocator growth excluded), synchronising the GPU only at the two ends it reads."""
+    from transformers import TrainerCallback
+
+    class SteadyRate(TrainerCallback):
+        def __init__(self) -> None:
+            self.start: float | None = None
+            self.first_step = 0
+            self.samples_per_second = float("nan")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == warmup_steps or state.global_step == state.max_steps:
+                if cuda:
+                    torch.cuda.synchronize()
+                now = time.perf_counter()
+                if self.start is None and state.global_step < state.max_steps:
+                    self.start, self.first_step = now, state.global_step
+                elif self.start is not None:
+                    steps = state.global_step - self.first_step
+                    self.samples_per_second = steps * batch_size / (now - self.start)
+
+    return SteadyRate()
+
+
+def throughput(
+    device: str,
+    examples: int,
+    epochs: float,
+    *,
+    config=None,
+    shape: str | None = None,
+    tokenizer=None,
+    batch_size: int = 32,
+    max_length: int = 128,
+    warmup_steps: int = 10,
+) -> dict:
+    """Train the Trainer-defaults set-up and layersim.finetune's on the same synthetic data.
+
+    Returns the machine, the data's token lengths and one row per set-up (samples per second
+    over the whole train() call, the same after `warmup_steps` steps, final loss, seconds).
+    `config` / `tokenizer` default to the shape of :func:`_default_shape` and MiniLM's WordPiece
+    tokenizer (vocabulary 30,522); benchmarks/gpu.py passes its own.
+    """
+    import datasets
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
+
+    if config is None:
+        config, shape = _default_shape(device)
+    if tokenizer is None:
+        from layersim.finetune import load_tokenizer
+
+        tokenizer = load_tokenizer("tiny-bert")  # MiniLM's WordPiece tokenizer, vocab 30,522
     config.num_labels = 2
-    tokenizer = load_tokenizer("tiny-bert")  # MiniLM's WordPiece tokenizer, vocab 30,522
 
     rng = np.random.default_rng(0)
     word_counts = _glue_like_lengths(examples, rng, max_length)
@@ -126,6 +175,7 @@ def _throughput(device: str, examples: int, epochs: float) -> None:
     def run(name: str, dataset, collate, **overrides) -> dict:
         torch.manual_seed(0)
         model = AutoModelForSequenceClassification.from_config(config)
+        steady = _steady_rate_callback(warmup_steps, batch_size, cuda)
         with tempfile.TemporaryDirectory() as scratch:
             arguments = dict(
                 output_dir=scratch, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
@@ -139,6 +189,7 @@ def _throughput(device: str, examples: int, epochs: float) -> None:
                 train_dataset=dataset,
                 data_collator=collate,
                 processing_class=tokenizer if "train_sampling_strategy" in overrides else None,
+                callbacks=[steady],
             )
             start = time.perf_counter()
             output = trainer.train()
@@ -146,6 +197,7 @@ def _throughput(device: str, examples: int, epochs: float) -> None:
         return {
             "setup": name,
             "samples_per_second": len(dataset) * epochs / seconds,
+            "steady_samples_per_second": steady.samples_per_second,
             "loss": output.training_loss,
             "seconds": seconds,
         }
@@ -164,13 +216,41 @@ def _throughput(device: str, examples: int, epochs: float) -> None:
         bf16=cuda and torch.cuda.is_bf16_supported(),
         optim="adamw_torch_fused" if cuda else "adamw_torch",
     )
-    print(f"machine: {_machine()}")
-    print(f"model: {shape}; batch {batch_size}; {examples} examples x {epochs:g} epochs")
-    print(
-        f"lengths (tokens): median {np.median(real_tokens):.0f}, mean {real_tokens.mean():.1f}, "
-        f"p90 {np.percentile(real_tokens, 90):.0f}, max {real_tokens.max()} (cap {max_length}); "
-        f"padding to {max_length} makes {max_length / real_tokens.mean():.1f}x the tokens"
-    )
+    return {
+        "machine": _machine(),
+        "model": f"{shape}; batch {batch_size}; {examples} examples x {epochs:g} epochs",
+        "lengths": (
+            f"lengths (tokens): median {np.median(real_tokens):.0f}, mean "
+            f"{real_tokens.mean():.1f}, p90 {np.percentile(real_tokens, 90):.0f}, max "
+            f"{real_tokens.max()} (cap {max_length}); padding to {max_length} makes "
+            f"{max_length / real_tokens.mean():.1f}x the tokens"
+        ),
+        "rows": [baseline, ours],
+    }
+
+
+def paper_grid(samples_per_second: float) -> dict:
+    """Training examples per paper task and the grid's wall time at a given training rate."""
+    from layersim.tasks import PAPER_TASKS, get_task
+
+    sizes = {name: get_task(name).train_size for name in PAPER_TASKS}
+    total = sum(sizes.values())
+    samples = 3 * total * 3  # 3 models x all tasks x 3 epochs
+    return {
+        "sizes": sizes,
+        "total": total,
+        "samples": samples,
+        "hours": samples / samples_per_second / 3600,
+    }
+
+
+def _throughput(device: str, examples: int, epochs: float) -> None:
+    result = throughput(device, examples, epochs)
+    baseline, ours = result["rows"]
+    cuda = device == "cuda"
+    print(f"machine: {result['machine']}")
+    print(f"model: {result['model']}")
+    print(result["lengths"])
     print()
     print(f"{'setup':<64} {'samples/s':>10} {'final loss':>11} {'ratio':>6}")
     for row in (baseline, ours):
@@ -178,15 +258,13 @@ def _throughput(device: str, examples: int, epochs: float) -> None:
         rate, loss = row["samples_per_second"], row["loss"]
         print(f"{row['setup']:<64} {rate:>10.1f} {loss:>11.4f} {ratio:>6.2f}")
     print()
-    sizes = {name: get_task(name).train_size for name in PAPER_TASKS}
-    total = sum(sizes.values())
+    grid = paper_grid(ours["samples_per_second"])
+    sizes, total, samples, hours = grid["sizes"], grid["total"], grid["samples"], grid["hours"]
     print(
         "paper grid: training examples per task (dataset cards): "
         + ", ".join(f"{name} {size:,}" for name, size in sizes.items())
         + f"; total {total:,}"
     )
-    samples = 3 * total * 3  # 3 models x all tasks x 3 epochs
-    hours = samples / ours["samples_per_second"] / 3600
     if cuda:
         print(
             f"estimate: 3 models x 12 tasks x 3 epochs = {samples:,} training samples at "
