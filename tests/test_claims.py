@@ -192,3 +192,35 @@ def test_bad_tables_are_refused() -> None:
         claims.scorecard(pd.concat([blocks, blocks.assign(preset="tiny")]), curves)
     with pytest.raises(ValueError, match="estimator 'debiased'"):
         claims.scorecard(blocks, curves, estimator="debiased")
+
+
+def test_learned_table_compares_the_seed_mean_with_the_best_baseline() -> None:
+    key = {"preset": "demo", "model": "m"}
+
+    def metric_rows(task, values):
+        return [{**key, "task": task, "seed": s, "metric": "accuracy", "value": v}
+                for s, v in enumerate(values)]  # fmt: skip
+
+    def base_rows(task, majority, probe):
+        return [{**key, "task": task, "seed": 0, "baseline": b, "metric": "accuracy", "value": v}
+                for b, v in (("majority", majority), ("probe_pooled", probe),
+                             ("probe_mean", probe - 0.1))]  # fmt: skip
+
+    metrics = pd.DataFrame(
+        metric_rows("clear", [0.9, 0.92, 0.91])  # mean 0.91, sd 0.01, best baseline 0.7
+        + metric_rows("noisy", [0.6, 0.9, 0.75])  # mean 0.75, sd 0.15 > margin 0.05
+        + metric_rows("below", [0.5, 0.52, 0.51])  # under the majority class
+        + metric_rows("unknown", [0.8])
+    )
+    baselines = pd.DataFrame(
+        base_rows("clear", 0.5, 0.7) + base_rows("noisy", 0.5, 0.7) + base_rows("below", 0.55, 0.5)
+    )
+    table = claims.learned_table(metrics, baselines).set_index("task")
+    assert table.loc["clear", "learned"] is True
+    assert table.loc["clear", "margin"] == pytest.approx(0.21)
+    assert table.loc["clear", "spread"] == pytest.approx(0.01)
+    assert table.loc["noisy", "learned"] is False and table.loc["below", "learned"] is False
+    assert table.loc["below", "probe"] == pytest.approx(0.5)  # the better of the two probes
+    assert math.isnan(table.loc["unknown", "margin"]) and math.isnan(
+        table.loc["unknown", "learned"]
+    )

@@ -82,6 +82,15 @@ def metrics_rows(key: RunKey) -> pd.DataFrame:
     )
 
 
+def baselines_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "baseline": baseline, "metric": "accuracy", "value": value}
+            for baseline, value in (("majority", 0.5), ("probe_pooled", 0.6), ("probe_mean", 0.7))
+        ]
+    )
+
+
 def blocks_rows(key: RunKey) -> pd.DataFrame:
     # excess and contrast have an interval; a p-value has none (both ends empty)
     intervals = {"excess": (0.2, 0.4), "contrast": (0.1, 0.5), "permutation_p": (np.nan, np.nan)}
@@ -100,10 +109,11 @@ ROWS = {
     "truncation": truncation_rows,
     "metrics": metrics_rows,
     "blocks": blocks_rows,
+    "baselines": baselines_rows,
 }
 
 
-def write_run(root: Path, key: RunKey, tables=("cka", "truncation", "metrics", "blocks")) -> None:
+def write_run(root: Path, key: RunKey, tables=tuple(ROWS)) -> None:
     for table in tables:
         write_table(root, key, table, ROWS[table](key))
 
@@ -408,6 +418,7 @@ def test_successful_writes_leave_no_temp_files(tmp_path: Path) -> None:
     names = sorted(p.name for p in key.run_dir(tmp_path).iterdir())
     assert names == [
         "FAILED",
+        "baselines.csv",
         "blocks.csv",
         "cka.csv",
         "metrics.csv",
@@ -563,8 +574,8 @@ def test_one_map_from_steps_to_tables() -> None:
     assert tuple(STEP_TABLES) == batch.STEPS  # the steps, in the batch runner's order
     assert batch.STEP_TABLES is STEP_TABLES and sorted(batch.RUN_TABLES) == sorted(TABLE_NAMES)
     assert STEP_OF_TABLE == {"metrics": "finetune", "cka": "similarity", "blocks": "similarity",
-                             "truncation": "truncation"}  # fmt: skip
-    with pytest.raises(ValueError, match="known: metrics, cka, blocks, truncation"):
+                             "truncation": "truncation", "baselines": "baselines"}  # fmt: skip
+    with pytest.raises(ValueError, match="known: metrics, cka, blocks, truncation, baselines"):
         book.produced_by("weights", pd.DataFrame())
 
 
@@ -577,4 +588,5 @@ def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> N
         "finetune": {"table": "metrics"},
         "similarity": {"table": "blocks"},  # cka, then blocks: the step's last write
         "truncation": {"table": "truncation"},
+        "baselines": {"table": "baselines"},
     }

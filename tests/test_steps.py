@@ -240,3 +240,21 @@ def test_the_curve_of_deberta_starts_at_one_layer(tiny_bert) -> None:
     curve = steps.truncation_curve(KEY, model, tokenizer, TASK, limit=20, preset="tiny")
     assert sorted(set(curve["layers_kept"])) == [1, 2, 3]
     assert not math.isnan(curve["value"].sum())
+
+
+def test_baseline_table_majority_is_the_share_of_the_training_majority_class(tmp_path) -> None:
+    key = RunKey("tiny", "tiny-bert", "synth_paraphrase", 0)
+    model = finetune.load_model("tiny-bert", "synth_paraphrase", seed=0)
+    tokenizer = finetune.load_tokenizer("tiny-bert")
+    table = steps.baseline_table(key, model, tokenizer, "synth_paraphrase", preset="tiny")
+    assert set(table["baseline"]) == {"majority", "probe_pooled", "probe_mean"}
+    assert set(table["metric"]) == set(tasks.get_task("synth_paraphrase").metrics)
+    results.write_table(tmp_path, key, "baselines", table)  # in the store's schema
+    # by hand: the most frequent class of the preset's training subset, its validation share
+    train = np.array(tasks.load("synth_paraphrase", "train", limit=400)["label"])
+    valid = np.array(tasks.load("synth_paraphrase", "validation", limit=200)["label"])
+    values, counts = np.unique(train, return_counts=True)
+    expected = float(np.mean(valid == values[np.argmax(counts)]))
+    majority = table[(table["baseline"] == "majority") & (table["metric"] == "accuracy")]
+    assert majority["value"].item() == pytest.approx(expected)
+    assert table["value"].between(0, 1).all()

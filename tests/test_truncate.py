@@ -15,6 +15,7 @@ from transformers import AutoModelForSequenceClassification, T5Config, T5Model
 
 from layersim.truncate import (
     SUPPORTED_MODEL_TYPES,
+    drop_layers,
     fewest_layers,
     keep_first_layers,
     num_layers,
@@ -233,3 +234,67 @@ def test_knee_relative_tolerance_and_lower_is_better() -> None:
 def test_bad_knee_inputs_raise(kept, values, kwargs, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         truncation_knee(kept, values, **kwargs)
+
+
+def _identity_hooks(model, layers) -> list:
+    """Make the given layers (numbered 1..L) pass their input through unchanged."""
+
+    def identity(_module, args, kwargs, output):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    from layersim.truncate import _layer_list, _stack
+
+    module_list = _layer_list(model, _stack(model))
+    return [module_list[i - 1].register_forward_hook(identity, with_kwargs=True) for i in layers]
+
+
+@pytest.mark.parametrize("model_type", [t for t in ARCHITECTURES if t != "albert"])
+@pytest.mark.parametrize("dropped", [(2,), (1, 3), (1,)])
+def test_dropping_layers_equals_running_them_as_the_identity(model_type, dropped) -> None:
+    model = _model(model_type)
+    batch = padded_batch([10, 7, 3], left=model_type in DECODERS)
+    real = batch["attention_mask"].bool()
+    pruned = drop_layers(model, dropped).eval()
+    assert num_layers(pruned) == pruned.config.num_hidden_layers == 3 - len(dropped)
+    with torch.no_grad():
+        got = pruned(**batch, output_hidden_states=True)
+        hooks = _identity_hooks(model, dropped)
+        try:
+            expected = model(**batch, output_hidden_states=True)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        last, want = got.hidden_states[-1], expected.hidden_states[-1]
+        torch.testing.assert_close(last[real], want[real], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.logits, expected.logits, rtol=1e-5, atol=1e-5)
+        original = model(**batch).logits  # the original is untouched (no hook, all layers)
+        assert not torch.allclose(original, got.logits)
+
+
+def test_dropping_the_top_layers_is_keeping_the_first(tmp_path) -> None:
+    model = _model("llama")
+    batch = padded_batch([9, 4], left=True)
+    with torch.no_grad():
+        top = drop_layers(model, [3, 2])(**batch).logits
+        first = keep_first_layers(model, 1)(**batch).logits
+    torch.testing.assert_close(top, first)
+    albert = _model("albert")
+    assert drop_layers(albert, [2]).config.num_hidden_layers == 2  # shared weights: any two
+
+
+@pytest.mark.parametrize("model_type", ["bert", "qwen2"])
+def test_dropped_models_round_trip_through_save_and_load(tmp_path, model_type) -> None:
+    pruned = drop_layers(_model(model_type), [2]).eval()
+    pruned.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    batch = padded_batch([8, 5], left=model_type in DECODERS)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, pruned(**batch).logits)
+    assert loaded.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("layers", [[0], [4], [2, 2], [1.5], [True]])
+def test_bad_layer_sets_are_refused(layers) -> None:
+    with pytest.raises(ValueError, match="layers to drop"):
+        drop_layers(_model("bert"), layers)

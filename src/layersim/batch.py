@@ -1,7 +1,7 @@
 """Run a preset's grid of experiments through papermill: resumable, shardable, failure-tolerant.
 
-A run is one (preset, model, task, seed). Each run executes the three experiment notebooks in
-order (fine-tune, similarity, truncation); each notebook writes one results table through
+A run is one (preset, model, task, seed). Each run executes the experiment notebooks in
+order (fine-tune, similarity, truncation, baselines); each notebook writes its tables through
 `layersim.results`, so a step whose table exists is done and is skipped on the next call. The
 executed notebook of every step is kept as the run's log under the work directory.
 """
@@ -32,7 +32,7 @@ __all__ = [
     "validate_grid",
 ]
 
-STEPS: tuple[str, ...] = ("finetune", "similarity", "truncation")
+STEPS: tuple[str, ...] = tuple(results.STEP_TABLES)
 # The tables each step's notebook writes; their presence marks the step as done.
 STEP_TABLES: dict[str, tuple[str, ...]] = results.STEP_TABLES
 RUN_TABLES: tuple[str, ...] = tuple(t for tables in STEP_TABLES.values() for t in tables)

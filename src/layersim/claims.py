@@ -46,6 +46,7 @@ __all__ = [
     "NOT_TESTABLE",
     "REPRODUCED",
     "SCORECARD_COLUMNS",
+    "learned_table",
     "pair_table",
     "run_table",
     "scorecard",
@@ -161,6 +162,51 @@ def _main_metric(task: str, available: Sequence[str]) -> str:
     if task in TASKS and TASKS[task].metric in available:
         return TASKS[task].metric
     return available[0]
+
+
+def learned_table(metrics: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """Did fine-tuning learn each (model, task)? The main metric against what needs no training.
+
+    A pair is **learned** when the mean of its fine-tuned seeds beats the best baseline of the
+    ``baselines`` table (majority class, linear probes on the frozen pretrained model; each
+    averaged over seeds) by more than the seeds' standard deviation (ddof 1; with one seed, by
+    any positive margin).
+
+    Parameters
+    ----------
+    metrics, baselines : pandas.DataFrame
+        The ``metrics`` and ``baselines`` tables (:func:`layersim.results.load`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (model, task): ``metric``, ``seeds``, ``finetuned`` (mean), ``spread``
+        (standard deviation over seeds), ``majority``, ``probe`` (the better probe), ``margin``
+        (``finetuned`` minus the best baseline), ``learned`` (bool; NaN without baselines).
+    """
+    rows = []
+    for (model, task), group in metrics.groupby(["model", "task"], sort=True):
+        metric = _main_metric(task, list(group["metric"].unique()))
+        values = group.loc[group["metric"] == metric, "value"].to_numpy(dtype=float)
+        base = baselines[
+            (baselines["model"] == model)
+            & (baselines["task"] == task)
+            & (baselines["metric"] == metric)
+        ]
+        means = base.groupby("baseline")["value"].mean()
+        majority = float(means.get("majority", math.nan))
+        probes = means[[name for name in means.index if name.startswith("probe")]]
+        probe = float(probes.max()) if len(probes) else math.nan
+        spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        best = max(majority, probe) if not (math.isnan(majority) or math.isnan(probe)) else math.nan
+        margin = float(values.mean()) - best
+        learned = math.nan if math.isnan(margin) else bool(margin > 0 and margin > spread)
+        rows.append({
+            "model": model, "task": task, "metric": metric, "seeds": len(values),
+            "finetuned": float(values.mean()), "spread": spread, "majority": majority,
+            "probe": probe, "margin": margin, "learned": learned,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def run_table(

@@ -84,6 +84,9 @@ TABLES: dict[str, dict[str, str]] = {
     },
     "truncation": {**_KEY_COLUMNS, "layers_kept": "int", "metric": "str", "value": "float"},
     "metrics": {**_KEY_COLUMNS, "metric": "str", "value": "float"},
+    # What a task is worth without fine-tuning: the majority class, linear probes on the frozen
+    # pretrained model (layersim.probe).
+    "baselines": {**_KEY_COLUMNS, "baseline": "str", "metric": "str", "value": "float"},
     # Block-structure statistics of each CKA matrix (layersim.blocks), with bootstrap intervals
     # (empty for a statistic that has none, e.g. a p-value).
     "blocks": {
@@ -109,6 +112,7 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
     "cka": ("kind", "layer_a", "layer_b", "estimator", "pooling", "n"),
     "truncation": ("layers_kept", "metric"),
     "metrics": ("metric",),
+    "baselines": ("baseline", "metric"),
     "blocks": ("kind", "estimator", "pooling", "statistic"),
 }
 
@@ -121,6 +125,7 @@ STEP_TABLES: dict[str, tuple[str, ...]] = {
     "finetune": ("metrics",),
     "similarity": ("cka", "blocks"),
     "truncation": ("truncation",),
+    "baselines": ("baselines",),
 }
 #: The step that writes each table (the provenance step :func:`write_table` records by default).
 STEP_OF_TABLE: dict[str, str] = {t: step for step, tables in STEP_TABLES.items() for t in tables}

@@ -10,7 +10,9 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
   :func:`cka_rows` makes the ``cka`` table of the matrices and :func:`block_table` the ``blocks``
   table of the self matrices (a bootstrap over inputs and a permutation p-value per matrix);
 * step 3, truncation: :func:`truncation_curve` scores the model with only its first k layers for
-  every k (the ``truncation`` table), loading and encoding the validation split once for all k.
+  every k (the ``truncation`` table), loading and encoding the validation split once for all k;
+* step 4, baselines: :func:`baseline_table` says what the task is worth without fine-tuning (the
+  majority class, linear probes on the frozen pretrained model; the ``baselines`` table).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from layersim import blocks, cka, finetune, presets, tasks, truncate
+from layersim import blocks, cka, finetune, presets, probe, tasks, truncate
 from layersim.results import RunKey
 
 __all__ = [
     "BLOCK_KINDS",
     "CKA_ESTIMATORS",
+    "baseline_table",
     "block_table",
     "cka_matrices",
     "cka_rows",
@@ -289,7 +292,7 @@ def truncation_curve(
         One row per (k, metric): the key columns, ``layers_kept``, ``metric``, ``value``.
     """
     task = tasks.get_task(task)
-    spec = presets.get_preset(preset)
+    spec = presets.get_preset(preset, task.name)  # the preset's settings for this task
     max_length = spec.max_length if max_length is None else max_length
     raw = tasks.load(task, "validation", limit=limit, data_dir=data_dir)
     encoded = tasks.encode(task, tokenizer, raw, max_length=max_length)
@@ -309,3 +312,94 @@ def truncation_curve(
             for name, value in scores.items()
         ]
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------
+# Step 4: baselines
+# ----------------------------------------------------------------------------
+
+
+def _constant_prediction(task: tasks.Task, labels: np.ndarray, n: int) -> np.ndarray:
+    """The majority class (or choice position) of the training labels; the training mean for
+    regression (whose correlations are then 0 by the metrics' convention)."""
+    if task.kind == "regression":
+        return np.full(n, float(np.mean(labels)))
+    values, counts = np.unique(labels.astype(np.int64), return_counts=True)
+    width = task.num_labels
+    scores = np.zeros((n, width))
+    scores[:, int(values[np.argmax(counts)])] = 1.0
+    return scores
+
+
+def baseline_table(
+    key: RunKey,
+    model: Any,
+    tokenizer: Any,
+    task: str | tasks.Task,
+    *,
+    preset: str | presets.Preset | None = None,
+    data_dir: str | None = None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """The ``baselines`` table of a run: the task's metrics without fine-tuning.
+
+    ``majority``: always the most frequent training class (multiple choice: answer position;
+    regression: the training mean). ``probe_pooled`` and ``probe_mean``: a linear head
+    (:func:`layersim.probe.fit_linear_head`) fitted on the frozen pretrained model's features
+    (what its task head reads, and the mean of its last layer over tokens) of the same training
+    subset fine-tuning uses, scored on the same validation examples as the fine-tuned model.
+
+    Parameters
+    ----------
+    key
+        The run (its seed seeds the probes' cross-validation folds).
+    model, tokenizer
+        The pretrained model with a (new) task head, and its tokenizer.
+    task, preset, data_dir
+        The task, the preset whose sizes apply (its settings for this task), local files.
+    batch_size
+        Examples per forward pass.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (baseline, metric): the key columns, ``baseline``, ``metric``, ``value``.
+    """
+    task = tasks.get_task(task)
+    spec = presets.get_preset(preset, task.name)
+    splits = {
+        "train": tasks.load(task, "train", limit=spec.train_limit, data_dir=data_dir),
+        "validation": tasks.load(task, "validation", limit=spec.eval_limit, data_dir=data_dir),
+    }
+    features = {
+        name: probe.head_inputs(
+            model,
+            tokenizer,
+            task,
+            tasks.encode(task, tokenizer, raw, max_length=spec.max_length),
+            batch_size=batch_size,
+        )
+        for name, raw in splits.items()
+    }
+    (train_head, train_mean, train_y), (val_head, val_mean, val_y) = (
+        features["train"],
+        features["validation"],
+    )
+    scores = {
+        "majority": tasks.compute_metrics(
+            task, _constant_prediction(task, train_y, len(val_y)), val_y
+        ),
+        "probe_pooled": probe.probe_scores(
+            task, (train_head, train_y), (val_head, val_y), seed=key.seed
+        ),
+        "probe_mean": probe.probe_scores(
+            task, (train_mean, train_y), (val_mean, val_y), seed=key.seed
+        ),
+    }
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "baseline": baseline, "metric": metric, "value": float(value)}
+            for baseline, values in scores.items()
+            for metric, value in values.items()
+        ]
+    )

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUPPORTED_MODEL_TYPES",
+    "drop_layers",
     "fewest_layers",
     "keep_first_layers",
     "num_layers",
@@ -133,6 +134,55 @@ def keep_first_layers(model: PreTrainedModel, k: int) -> PreTrainedModel:
     if getattr(config, "layer_types", None) is not None:
         config.layer_types = list(config.layer_types[:k])
     return truncated
+
+
+def drop_layers(model: PreTrainedModel, layers: Sequence[int]) -> PreTrainedModel:
+    """A copy of `model` without the given layers: the others run in order, same head.
+
+    Layers are numbered as hidden states, 1..L (layer l produces hidden state l), so dropping
+    layer l passes hidden state l - 1 on to layer l + 1, as if layer l were the identity.
+    Dropping the top layers ``k+1..L`` is :func:`keep_first_layers` ``(model, k)``. ALBERT
+    applies one shared layer L times, so dropping any m of its layers is keeping ``L - m``. The
+    copy's config (``num_hidden_layers``, decoders' ``layer_types``) and the decoders' layer
+    indices (KV cache slots) are renumbered, so ``save_pretrained`` / ``from_pretrained``
+    round-trip it. The original model is not modified.
+
+    Raises
+    ------
+    ValueError
+        For an unsupported architecture, layer numbers outside ``1..L`` or repeated, or a set
+        that leaves fewer layers than the architecture can run with (DeBERTa-v2: one).
+    """
+    total = num_layers(model)
+    chosen = list(layers)
+    if any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in chosen) or any(
+        not 1 <= int(i) <= total for i in chosen
+    ):
+        raise ValueError(f"layers to drop must be integers from 1 to {total}; got {chosen!r}")
+    drop = {int(i) for i in chosen}
+    if len(drop) != len(chosen):
+        raise ValueError(f"layers to drop must not repeat; got {chosen!r}")
+    keep = [i for i in range(1, total + 1) if i not in drop]
+    stack = _stack(model)
+    if stack.shared or keep == list(range(1, len(keep) + 1)):
+        return keep_first_layers(model, len(keep))
+    if len(keep) < fewest_layers(model):
+        raise ValueError("DeBERTa-v2 cannot run with 0 layers in transformers; keep one")
+    pruned = copy.deepcopy(model)
+    module_list = _layer_list(pruned, stack)
+    kept_modules = [module_list[i - 1] for i in keep]
+    for index in sorted(range(len(module_list)), reverse=True):
+        del module_list[index]
+    for new_index, module in enumerate(kept_modules):
+        module_list.append(module)
+        for sub in module.modules():  # decoders index their KV cache by layer_idx
+            if hasattr(sub, "layer_idx"):
+                sub.layer_idx = new_index
+    config = pruned.config
+    config.num_hidden_layers = len(keep)
+    if getattr(config, "layer_types", None) is not None:
+        config.layer_types = [config.layer_types[i - 1] for i in keep]
+    return pruned
 
 
 def truncation_knee(

@@ -1,0 +1,81 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step 4: what is the task worth without fine-tuning? (baselines)
+#
+# A fine-tuned model has learned a task only if it beats what needs no fine-tuning: always
+# answering the most frequent training class, and a linear head fitted on the frozen pretrained
+# model's features (what its task head reads, and the mean of its last layer over tokens), on the
+# same training subset and the same validation examples as fine-tuning. `layersim.probe` fits the
+# heads: logistic regression for classes, ridge regression for a score, a shared linear scorer for
+# multiple choice.
+
+# %% tags=["remove-cell"]
+# In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
+# Elsewhere this cell does nothing: the notebook runs in the environment `make` created.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
+    repository = os.environ.get("LAYERSIM_REPOSITORY", "https://github.com/layersim/layersim")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"layersim[offline] @ git+{repository}"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+preset = "demo"
+model = "minilm-l6"  # a preset model name, a Hugging Face Hub id or a local directory
+task = "movie_polarity"
+seed = 0
+results_dir = "../results"
+work_dir = "../runs"
+device = "auto"
+batch_size = 64
+
+# %%
+import time
+
+from layersim import devices, finetune, presets, results, steps
+
+chosen_device = devices.select_device(device)
+key = results.RunKey(preset, presets.model_key(model), task, seed)
+start = time.perf_counter()
+
+# %% [markdown]
+# The pretrained model (a new task head; the probes replace its last linear layer), and the
+# baselines' validation metrics:
+
+# %%
+pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
+tokenizer = finetune.load_tokenizer(model)
+table = steps.baseline_table(key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size)
+table.pivot(index="baseline", columns="metric", values="value")
+
+# %%
+seconds = time.perf_counter() - start
+results.write_table(
+    results_dir,
+    key,
+    "baselines",
+    table,
+    provenance=results.collect_provenance(
+        {"batch_size": batch_size}, devices.describe_device(chosen_device), seconds
+    ),
+)
+print(f"wrote {len(table)} rows in {seconds:.0f} s")
