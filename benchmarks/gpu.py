@@ -854,16 +854,11 @@ def notebook_cells(path: Path) -> list[Cell]:
 
 def notebook_parameters(cells: list[Cell]) -> set[str]:
     """Names the cell tagged 'parameters' assigns: what papermill (and run_notebook) can set."""
+    from layersim.batch import assigned_names
+
     for cell in cells:
         if "parameters" in cell.tags:
-            tree = ast.parse(cell.source)
-            return {
-                target.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for target in node.targets
-                if isinstance(target, ast.Name)
-            }
+            return assigned_names(cell.source)
     raise ValueError("no cell tagged 'parameters'")
 
 

@@ -249,15 +249,19 @@ def notebook_parameters(path: Path) -> set[str]:
 
     for cell in jupytext.read(path).cells:
         if "parameters" in cell.metadata.get("tags", []):
-            tree = ast.parse(cell.source)
-            return {
-                target.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for target in node.targets
-                if isinstance(target, ast.Name)
-            }
+            return assigned_names(cell.source)
     raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def assigned_names(source: str) -> set[str]:
+    """The names a cell's top-level ``name = value`` statements assign."""
+    return {
+        target.id
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
 
 
 def _error_line(error: Exception) -> str:

@@ -124,6 +124,23 @@ _PAPER_TASKS = (
 
 TINY_MODELS = ("tiny-bert", "tiny-roberta", "tiny-albert", "tiny-electra")
 
+# MiniLM on a 2-core CPU (Intel Xeon, torch 2.13), the demo and synthetic presets' common settings.
+# MiniLM's [CLS] pooler starts near zero and pair tasks sit at chance for a while; a larger
+# learning rate and smaller batches (more steps) than the paper's get past that in 3 epochs.
+_MINILM_CPU: dict = dict(
+    models=(MINILM_NAME,),
+    seeds=(0, 1, 2),
+    epochs=3,
+    learning_rate=1e-4,
+    batch_size=16,
+    max_length=64,
+    train_limit=2000,
+    eval_limit=None,
+    similarity_examples=1000,
+    warmup_ratio=0.1,
+    weight_decay=0.01,
+)
+
 # Per-task settings of the demo preset, each with its reason (checked on the 2-core CPU: every task
 # must beat its majority class and a linear probe on the frozen pretrained model).
 DEMO_PER_TASK: dict[str, dict[str, object]] = {
@@ -157,44 +174,18 @@ PRESETS: dict[str, Preset] = {
     ),
     "demo": Preset(
         name="demo",
-        models=(MINILM_NAME,),
         tasks=_REAL,
-        seeds=(0, 1, 2),
         # Real English text from registry packages (layersim.data). Sized so that one seed of the
-        # five tasks takes at most 20 minutes on a 2-core CPU (measured:
-        # benchmarks/results/demo_cpu.txt); the learning rate and batch are the synthetic
-        # preset's (MiniLM's pair tasks need more steps than the paper's settings give).
-        epochs=3,
-        learning_rate=1e-4,
-        batch_size=16,
-        max_length=64,
-        train_limit=2000,
-        eval_limit=None,
-        similarity_examples=1000,
-        warmup_ratio=0.1,
-        weight_decay=0.01,
+        # five tasks fits a 2-core CPU in minutes (measured: benchmarks/results/demo_cpu.txt).
         description="pretrained all-MiniLM-L6-v2 on five real English tasks: minutes on a CPU",
         per_task=DEMO_PER_TASK,
+        **_MINILM_CPU,
     ),
     "synthetic": Preset(
         name="synthetic",
-        models=(MINILM_NAME,),
         tasks=_SYNTHETIC,
-        seeds=(0, 1, 2),
-        # Sized on a 2-core CPU (Intel Xeon, torch 2.13): fine-tuning MiniLM on all four tasks
-        # takes a few minutes in total (benchmarks/results/finetune_cpu.txt). MiniLM's [CLS]
-        # pooler starts near zero and the pair tasks sit at chance for a while; a larger learning
-        # rate and smaller batches (more steps) than the paper's get past that in 3 epochs.
-        epochs=3,
-        learning_rate=1e-4,
-        batch_size=16,
-        max_length=64,
-        train_limit=2000,
-        eval_limit=None,
-        similarity_examples=1000,
-        warmup_ratio=0.1,
-        weight_decay=0.01,
         description="all-MiniLM-L6-v2 on synthetic GLUE-like tasks: the known-answer control",
+        **_MINILM_CPU,
     ),
     "paper": Preset(
         name="paper",
