@@ -36,7 +36,7 @@ results file is rewritten atomically after every line, so a timeout leaves what 
    weights, 40 batches of 64 × 128 tokens);
 4. fine-tuning throughput, roberta-base shape: ``layersim.finetune``'s set-up against
    ``Trainer`` defaults, and the ``paper`` grid's hours on this card;
-5. the ``demo`` preset's three steps for one task: each step's notebook (``notebooks/*.py``)
+5. the ``demo`` preset's steps for one task: each step's notebook (``notebooks/*.py``)
    executed cell by cell in this process with papermill-style injected parameters, since the
    device has no papermill or Jupyter kernel; ``minilm-l6`` there is a stand-in package with
    MiniLM's config and tokenizer and random weights (the 87 MB of weights cannot travel; the
@@ -823,7 +823,6 @@ def section_finetune(ctx: Context) -> None:
 
 
 NOTEBOOKS = REPO / "notebooks"
-STEPS = ("finetune", "similarity", "truncation")  # the order `python -m layersim run` runs them
 
 
 @dataclass
@@ -989,7 +988,9 @@ def section_demo(ctx: Context) -> None:
     ctx.say(f"  {'step':<11} {'seconds':>8}  slowest cells")
     total = 0.0
     with stand_in_minilm(ctx.minilm, ctx.scratch / "stand-in", ctx.sizes.demo_shrink):
-        for step in STEPS:
+        from layersim.results import STEP_TABLES  # the steps, in the order `layersim run` runs them
+
+        for step in STEP_TABLES:
             timings = run_notebook(NOTEBOOKS / f"{step}.py", values, ctx.device)
             seconds = sum(spent for _, spent in timings)
             total += seconds
@@ -998,7 +999,7 @@ def section_demo(ctx: Context) -> None:
             ctx.say(f"  {step:<11} {seconds:>8.1f}  {cells}")
     runs = len(spec.tasks) * len(spec.seeds)
     ctx.say(
-        f"  all three steps: {total:.1f} s; the demo preset's grid ({len(spec.tasks)} tasks x "
+        f"  all steps: {total:.1f} s; the demo preset's grid ({len(spec.tasks)} tasks x "
         f"seeds {', '.join(map(str, spec.seeds))} = {runs} runs, `make reproduce`) would take "
         f"about {runs * total / 60:.1f} min here at this task's cost"
     )
