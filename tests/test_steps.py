@@ -14,7 +14,7 @@ from cka_reference import reference_cka
 from tiny_models import tiny_config
 from transformers import AutoModelForSequenceClassification
 
-from layersim import blocks, finetune, results, steps, tasks
+from layersim import blocks, finetune, results, steps, tasks, truncate
 from layersim.results import TABLES, RunKey
 
 KEY = RunKey("tiny", "tiny-bert", "synth_sentiment", 0)
@@ -258,3 +258,27 @@ def test_baseline_table_majority_is_the_share_of_the_training_majority_class(tmp
     majority = table[(table["baseline"] == "majority") & (table["metric"] == "accuracy")]
     assert majority["value"].item() == pytest.approx(expected)
     assert table["value"].between(0, 1).all()
+
+
+def test_layer_drop_table_scores_every_signal_and_budget(tiny_bert) -> None:
+    model, tokenizer = tiny_bert
+    key = RunKey("tiny", "tiny-bert", "synth_sentiment", 0)
+    table = steps.layer_drop_table(
+        key, model, tokenizer, "synth_sentiment", preset="tiny", refit_examples=80, eval_limit=60
+    )
+    depth = truncate.num_layers(model)
+    top = table[(table["signal"] == "top_k") & (table["metric"] == "accuracy")]
+    assert sorted(set(top["budget"])) == list(range(depth + 1))
+    assert set(table["condition"]) == {"unchanged", "refit"}
+    assert set(table.loc[table["budget"] == 2, "layers"].str.count(",")) == {1}  # two layers
+    # top-k with the unchanged head is the truncation curve: budget n keeps L - n layers
+    curve = steps.truncation_curve(
+        key, model, tokenizer, "synth_sentiment", limit=60, preset="tiny"
+    )
+    for n in range(depth + 1):
+        got = top[(top["budget"] == n) & (top["condition"] == "unchanged")]["value"].item()
+        want = curve[(curve["layers_kept"] == depth - n) & (curve["metric"] == "accuracy")]
+        assert got == pytest.approx(want["value"].item())
+    # budget 0 drops nothing: every signal scores the full model alike
+    full = table[(table["budget"] == 0) & (table["metric"] == "accuracy")]
+    assert full.groupby("condition")["value"].nunique().eq(1).all()

@@ -46,8 +46,14 @@ def last_linear(model: nn.Module) -> nn.Linear:
 
 
 def head_inputs(
-    model: nn.Module, tokenizer: Any, task: str | Task, encoded: Any, *, batch_size: int = 64
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    model: nn.Module,
+    tokenizer: Any,
+    task: str | Task,
+    encoded: Any,
+    *,
+    batch_size: int = 64,
+    with_logits: bool = False,
+) -> tuple[np.ndarray, ...]:
     """What the last linear layer reads, the mean-pooled last layer, and the labels.
 
     Parameters
@@ -58,12 +64,15 @@ def head_inputs(
         The tokenizer, the task, and a split encoded by :func:`layersim.tasks.encode`.
     batch_size : int
         Examples per forward pass.
+    with_logits : bool
+        Also return the model's own outputs (its unchanged head's logits), from the same pass.
 
     Returns
     -------
-    head, mean, labels : numpy arrays
+    head, mean, labels[, logits] : numpy arrays
         ``(n, width)`` float32 (multiple choice: ``(n, choices, width)``), same for the mean of
-        the last hidden states over non-padding tokens, and the labels ``(n,)``.
+        the last hidden states over non-padding tokens (NaN for a model without layers, which
+        reports no hidden states), the labels ``(n,)``, and the logits.
     """
     task = get_task(task)
     layer = last_linear(model)
@@ -71,7 +80,7 @@ def head_inputs(
     hook = layer.register_forward_hook(lambda _m, args, _o: captured.append(args[0].detach()))
     collate = collator(task, tokenizer)
     device = next(model.parameters()).device
-    heads, means, labels = [], [], []
+    heads, means, labels, logits = [], [], [], []
     was_training = model.training
     model.eval()
     try:
@@ -90,6 +99,10 @@ def head_inputs(
                     else output.logits.shape
                 )
                 heads.append(captured[-1].float().reshape(*shape, -1).cpu().numpy())
+                logits.append(output.logits.float().cpu().numpy())
+                if not output.hidden_states:  # a model truncated to no layer reports none
+                    means.append(np.full((*shape, heads[-1].shape[-1]), np.nan, np.float32))
+                    continue
                 last = output.hidden_states[-1].float()
                 mask = batch["attention_mask"].reshape(last.shape[:2]).unsqueeze(-1).float()
                 pooled = (last * mask).sum(1) / mask.sum(1).clamp(min=1)
@@ -97,7 +110,8 @@ def head_inputs(
     finally:
         hook.remove()
         model.train(was_training)
-    return np.concatenate(heads), np.concatenate(means), np.concatenate(labels)
+    found = (np.concatenate(heads), np.concatenate(means), np.concatenate(labels))
+    return (*found, np.concatenate(logits)) if with_logits else found
 
 
 @dataclass

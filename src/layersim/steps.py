@@ -12,7 +12,9 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
 * step 3, truncation: :func:`truncation_curve` scores the model with only its first k layers for
   every k (the ``truncation`` table), loading and encoding the validation split once for all k;
 * step 4, baselines: :func:`baseline_table` says what the task is worth without fine-tuning (the
-  majority class, linear probes on the frozen pretrained model; the ``baselines`` table).
+  majority class, linear probes on the frozen pretrained model; the ``baselines`` table);
+* layer dropping (E1, E2; not yet a step of the batch): :func:`layer_drop_table` scores each
+  redundancy signal's choice of layers at every budget with the unchanged and a re-fitted head.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from layersim import blocks, cka, finetune, presets, probe, tasks, truncate
+from layersim import blocks, cka, finetune, presets, probe, redundancy, reps, tasks, truncate
 from layersim.results import RunKey
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "cka_matrices",
     "cka_rows",
     "compared_layers",
+    "layer_drop_table",
     "truncation_curve",
 ]
 
@@ -403,3 +406,133 @@ def baseline_table(
             for metric, value in values.items()
         ]
     )
+
+
+# ----------------------------------------------------------------------------
+# Layer dropping: which layers can go (E1, E2)
+# ----------------------------------------------------------------------------
+
+
+def _batches(task: tasks.Task, tokenizer: Any, encoded: Any, batch_size: int):
+    collate = tasks.collator(task, tokenizer)
+    for start in range(0, len(encoded), batch_size):
+        yield collate([encoded[i] for i in range(start, min(start + batch_size, len(encoded)))])
+
+
+def _signal_scores(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *, seed: int,
+                   max_tokens: int, batch_size: int) -> dict[str, Any]:  # fmt: skip
+    """Each signal's per-layer scores from the model's hidden states on `encoded`."""
+    special = tokenizer.all_special_ids
+    tokens = reps.layer_representations(
+        model, _batches(task, tokenizer, encoded, batch_size), pooling="tokens",
+        max_rows=None, special_token_ids=special,
+    )  # fmt: skip
+    if tokens.shape[1] > max_tokens:  # a seeded subset keeps memory and time bounded
+        keep = np.sort(np.random.default_rng(seed).choice(tokens.shape[1], max_tokens, False))
+        tokens = tokens[:, keep]
+    pooled = reps.layer_representations(
+        model, _batches(task, tokenizer, encoded, batch_size), pooling="cls"
+    )
+    return {"tokens": tokens, "cka": redundancy.consecutive_cka(pooled)}
+
+
+def _score_heads(
+    pruned: Any, tokenizer: Any, task: tasks.Task, train: Any, valid: Any, *, seed: int,
+    batch_size: int,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """The unchanged head's metrics, and a linear head re-fitted on the frozen pruned model."""
+    train_x, _, train_y = probe.head_inputs(pruned, tokenizer, task, train, batch_size=batch_size)
+    valid_x, _, valid_y, logits = probe.head_inputs(
+        pruned, tokenizer, task, valid, batch_size=batch_size, with_logits=True
+    )
+    return {
+        "unchanged": tasks.compute_metrics(task, logits, valid_y),
+        "refit": probe.probe_scores(task, (train_x, train_y), (valid_x, valid_y), seed=seed),
+    }
+
+
+def layer_drop_table(
+    key: RunKey,
+    model: Any,
+    tokenizer: Any,
+    task: str | tasks.Task,
+    *,
+    preset: str | presets.Preset | None = None,
+    refit_examples: int = 1000,
+    eval_limit: int | None = None,
+    max_tokens: int = 20_000,
+    data_dir: str | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Which layers can go: each signal's choice at every budget, scored two ways.
+
+    The signals (:mod:`layersim.redundancy`: top-k, block influence, angular distance,
+    consecutive CKA) are computed once from the fine-tuned model's hidden states on the validation
+    inputs. For every budget n = 0..L (n = L only for top-k: the embeddings alone) each signal
+    names n layers; :func:`layersim.truncate.drop_layers` removes them, and the pruned model is
+    scored with its unchanged task head (the paper's condition) and with a linear head re-fitted
+    on its frozen output over `refit_examples` training examples (:mod:`layersim.probe`), both on
+    the same validation examples. Identical layer sets are scored once.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (signal, budget, condition, metric): the key columns, ``signal``,
+        ``budget``, ``layers`` (the dropped layers, e.g. ``"5,6"``; empty for none),
+        ``condition`` (``unchanged`` or ``refit``), ``metric``, ``value``.
+    """
+    task = tasks.get_task(task)
+    spec = presets.get_preset(preset, task.name)
+    limit = spec.eval_limit if eval_limit is None else eval_limit
+    train_limit = min(refit_examples, spec.train_limit or refit_examples)
+
+    def encoded(split: str, n: int | None) -> Any:
+        raw = tasks.load(task, split, limit=n, data_dir=data_dir)
+        return tasks.encode(task, tokenizer, raw, max_length=spec.max_length)
+
+    train, valid = encoded("train", train_limit), encoded("validation", limit)
+    depth = truncate.num_layers(model)
+    scores = _signal_scores(model, tokenizer, task, valid, seed=key.seed,
+                            max_tokens=max_tokens, batch_size=batch_size)  # fmt: skip
+    influence = redundancy.block_influence(scores["tokens"])
+
+    def signal_scores(signal: str, n: int) -> Any:
+        if n == 0 or signal == "top_k":
+            return None
+        if signal == "block_influence":
+            return influence
+        if signal == "cka":
+            return scores["cka"]
+        return redundancy.angular_distances(scores["tokens"], n)
+
+    choices: dict[tuple[str, int], tuple[int, ...]] = {
+        (signal, n): tuple(
+            redundancy.choose_layers(signal, n, depth=depth, scores=signal_scores(signal, n))
+        )
+        for signal in redundancy.SIGNALS
+        for n in range(depth + (1 if signal == "top_k" else 0))
+    }
+    scored: dict[tuple[int, ...], dict[str, dict[str, float]]] = {}
+    for layers in tqdm(sorted(set(choices.values())), desc="layer sets", disable=not progress):
+        if depth - len(layers) < truncate.fewest_layers(model):
+            continue  # DeBERTa-v2 cannot run without a layer
+        pruned = truncate.drop_layers(model, layers)
+        scored[layers] = _score_heads(pruned, tokenizer, task, train, valid, seed=key.seed,
+                                      batch_size=batch_size)  # fmt: skip
+    rows = []
+    for (signal, n), layers in choices.items():
+        for condition, metrics in scored.get(layers, {}).items():
+            rows += [
+                {
+                    **key.as_dict(),
+                    "signal": signal,
+                    "budget": n,
+                    "layers": ",".join(map(str, layers)),
+                    "condition": condition,
+                    "metric": metric,
+                    "value": float(value),
+                }  # fmt: skip
+                for metric, value in metrics.items()
+            ]
+    return pd.DataFrame(rows)
