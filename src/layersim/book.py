@@ -119,8 +119,9 @@ def intervals(lower: pd.Series, upper: pd.Series, digits: int = 3) -> pd.Series:
 
 
 def table(frame: pd.DataFrame, digits: int = 3):
-    """A frame as the book shows tables: no index column, floats to `digits` decimals."""
-    return frame.style.hide(axis="index").format(precision=digits)
+    """A frame as the book shows tables: no index column, floats to `digits` decimals, cell text
+    escaped (a ``<`` in a note is text, not markup)."""
+    return frame.style.hide(axis="index").format(precision=digits, escape="html")
 
 
 def _values(values: list) -> str:

@@ -259,7 +259,7 @@ BUILDS: dict[str, Build] = {
         f"{_VADER_ROOT}!hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
         parse_polarity,
         (0.8, 0.1, 0.1),
-        f"sentences with |mean rating| < {POLARITY_MARGIN} dropped (no clear polarity)",
+        f"sentences within {POLARITY_MARGIN} of a neutral mean rating dropped (no clear sign)",
         "SST-2 (single-sentence sentiment)",
         _VADER_LICENCE,
     ),
