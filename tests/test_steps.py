@@ -260,13 +260,22 @@ def test_baseline_table_majority_is_the_share_of_the_training_majority_class(tmp
     assert table["value"].between(0, 1).all()
 
 
-def test_layer_drop_table_scores_every_signal_and_budget(tiny_bert) -> None:
+def test_layer_drop_tables_score_every_signal_and_budget(tiny_bert) -> None:
     model, tokenizer = tiny_bert
     key = RunKey("tiny", "tiny-bert", "synth_sentiment", 0)
-    table = steps.layer_drop_table(
+    tables = steps.layer_drop_tables(
         key, model, tokenizer, "synth_sentiment", preset="tiny", refit_examples=80, eval_limit=60
     )
+    table = tables["layer_drop"]
     depth = truncate.num_layers(model)
+    # every layer dropped alone, and one per-layer score of each signal for layers 1..L
+    single = table[(table["signal"] == steps.SINGLE_LAYER) & (table["metric"] == "accuracy")]
+    assert sorted(set(single["layers"])) == [str(layer) for layer in range(1, depth + 1)]
+    signals = tables["layer_signals"]
+    layers_of = {signal: sorted(rows["layer"]) for signal, rows in signals.groupby("signal")}
+    assert len(layers_of) == 4
+    assert all(set(v) <= set(range(1, depth + 1)) for v in layers_of.values())
+    assert layers_of["block_influence"] == list(range(1, depth + 1))
     top = table[(table["signal"] == "top_k") & (table["metric"] == "accuracy")]
     assert sorted(set(top["budget"])) == list(range(depth + 1))
     assert set(table["condition"]) == {"unchanged", "refit"}
@@ -282,3 +291,4 @@ def test_layer_drop_table_scores_every_signal_and_budget(tiny_bert) -> None:
     # budget 0 drops nothing: every signal scores the full model alike
     full = table[(table["budget"] == 0) & (table["metric"] == "accuracy")]
     assert full.groupby("condition")["value"].nunique().eq(1).all()
+    assert (table.loc[table["budget"] == 0, "layers"] == "").all()

@@ -13,8 +13,10 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
   every k (the ``truncation`` table), loading and encoding the validation split once for all k;
 * step 4, baselines: :func:`baseline_table` says what the task is worth without fine-tuning (the
   majority class, linear probes on the frozen pretrained model; the ``baselines`` table);
-* layer dropping (E1, E2; not yet a step of the batch): :func:`layer_drop_table` scores each
-  redundancy signal's choice of layers at every budget with the unchanged and a re-fitted head.
+* layer dropping (E1, E2; not yet a step of the batch): :func:`layer_drop_tables` scores each
+  redundancy signal's choice of layers at every budget, and every layer dropped alone, with the
+  unchanged and a re-fitted head (a ``layer_drop`` frame), next to each signal's score per layer
+  (``layer_signals``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ __all__ = [
     "cka_matrices",
     "cka_rows",
     "compared_layers",
-    "layer_drop_table",
+    "SINGLE_LAYER",
+    "layer_drop_tables",
     "truncation_curve",
 ]
 
@@ -421,7 +424,7 @@ def _batches(task: tasks.Task, tokenizer: Any, encoded: Any, batch_size: int):
 
 def _signal_scores(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *, seed: int,
                    max_tokens: int, batch_size: int) -> dict[str, Any]:  # fmt: skip
-    """Each signal's per-layer scores from the model's hidden states on `encoded`."""
+    """The hidden states the signals read: every non-padding token, and the pooled first token."""
     special = tokenizer.all_special_ids
     tokens = reps.layer_representations(
         model, _batches(task, tokenizer, encoded, batch_size), pooling="tokens",
@@ -433,7 +436,18 @@ def _signal_scores(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *
     pooled = reps.layer_representations(
         model, _batches(task, tokenizer, encoded, batch_size), pooling="cls"
     )
-    return {"tokens": tokens, "cka": redundancy.consecutive_cka(pooled)}
+    return {"tokens": tokens, "pooled": pooled}
+
+
+def _cka_with_last(pooled: Any) -> list[float]:
+    """Linear CKA of each hidden state 1..L with the last one (NaN where a layer is constant)."""
+    values = []
+    for layer in range(1, pooled.shape[0]):
+        try:
+            values.append(float(cka.linear_cka(pooled[layer], pooled[-1])))
+        except ValueError:
+            values.append(math.nan)
+    return values
 
 
 def _score_heads(
@@ -451,36 +465,47 @@ def _score_heads(
     }
 
 
-def layer_drop_table(
+#: The pseudo-signal of the ``layer_drop`` table whose rows drop one layer at a time (budget 1,
+#: every layer): the measured cost of each layer, which the signals' per-layer scores predict.
+SINGLE_LAYER = "single"
+
+
+def layer_drop_tables(
     key: RunKey,
     model: Any,
     tokenizer: Any,
     task: str | tasks.Task,
     *,
     preset: str | presets.Preset | None = None,
-    refit_examples: int = 1000,
-    eval_limit: int | None = None,
+    refit_examples: int = 500,
+    eval_limit: int | None = 500,
     max_tokens: int = 20_000,
     data_dir: str | None = None,
     batch_size: int = 64,
     progress: bool = False,
-) -> pd.DataFrame:
+) -> dict[str, pd.DataFrame]:
     """Which layers can go: each signal's choice at every budget, scored two ways.
 
     The signals (:mod:`layersim.redundancy`: top-k, block influence, angular distance,
     consecutive CKA) are computed once from the fine-tuned model's hidden states on the validation
     inputs. For every budget n = 0..L (n = L only for top-k: the embeddings alone) each signal
-    names n layers; :func:`layersim.truncate.drop_layers` removes them, and the pruned model is
-    scored with its unchanged task head (the paper's condition) and with a linear head re-fitted
-    on its frozen output over `refit_examples` training examples (:mod:`layersim.probe`), both on
-    the same validation examples. Identical layer sets are scored once.
+    names n layers; every single layer is also dropped alone (signal :data:`SINGLE_LAYER`).
+    :func:`layersim.truncate.drop_layers` removes them, and the pruned model is scored with its
+    unchanged task head (the paper's condition) and with a linear head re-fitted on its frozen
+    output over `refit_examples` training examples (:mod:`layersim.probe`), both on the same
+    `eval_limit` validation examples (None: the preset's). Identical layer sets are scored once.
 
     Returns
     -------
-    pandas.DataFrame
-        One row per (signal, budget, condition, metric): the key columns, ``signal``,
-        ``budget``, ``layers`` (the dropped layers, e.g. ``"5,6"``; empty for none),
+    dict of pandas.DataFrame
+        ``layer_drop``: one row per (signal, budget, layers, condition, metric): the key columns,
+        ``signal``, ``budget``, ``layers`` (the dropped layers, e.g. ``"5,6"``; empty for none),
         ``condition`` (``unchanged`` or ``refit``), ``metric``, ``value``.
+        ``layer_signals``: one row per (layer, signal) for layers 1..L: ``block_influence``,
+        ``angular_distance`` (across the layer alone, n = 1), ``consecutive_cka`` (CKA of its
+        input and output) and ``cka_with_last`` (CKA of its output with the last layer's); a
+        CKA that is undefined (a constant representation, e.g. a random model's first-token
+        embedding) has no row.
     """
     task = tasks.get_task(task)
     spec = presets.get_preset(preset, task.name)
@@ -493,46 +518,49 @@ def layer_drop_table(
 
     train, valid = encoded("train", train_limit), encoded("validation", limit)
     depth = truncate.num_layers(model)
-    scores = _signal_scores(model, tokenizer, task, valid, seed=key.seed,
+    states = _signal_scores(model, tokenizer, task, valid, seed=key.seed,
                             max_tokens=max_tokens, batch_size=batch_size)  # fmt: skip
-    influence = redundancy.block_influence(scores["tokens"])
+    per_layer = {
+        "block_influence": redundancy.block_influence(states["tokens"]).tolist(),
+        "angular_distance": redundancy.angular_distances(states["tokens"], 1).tolist(),
+        "consecutive_cka": redundancy.consecutive_cka(states["pooled"]).tolist(),
+        "cka_with_last": _cka_with_last(states["pooled"]),
+    }
 
     def signal_scores(signal: str, n: int) -> Any:
         if n == 0 or signal == "top_k":
             return None
-        if signal == "block_influence":
-            return influence
-        if signal == "cka":
-            return scores["cka"]
-        return redundancy.angular_distances(scores["tokens"], n)
+        if signal == "angular_distance":
+            return redundancy.angular_distances(states["tokens"], n)
+        return per_layer["consecutive_cka" if signal == "cka" else signal]
 
-    choices: dict[tuple[str, int], tuple[int, ...]] = {
-        (signal, n): tuple(
-            redundancy.choose_layers(signal, n, depth=depth, scores=signal_scores(signal, n))
-        )
-        for signal in redundancy.SIGNALS
-        for n in range(depth + (1 if signal == "top_k" else 0))
-    }
+    choices: dict[tuple[str, int, tuple[int, ...]], None] = {}
+    for signal in redundancy.SIGNALS:
+        for n in range(depth + (1 if signal == "top_k" else 0)):
+            scores = signal_scores(signal, n)
+            chosen = redundancy.choose_layers(signal, n, depth=depth, scores=scores)
+            choices[signal, n, tuple(chosen)] = None
+    for layer in range(1, depth + 1):
+        choices[SINGLE_LAYER, 1, (layer,)] = None
     scored: dict[tuple[int, ...], dict[str, dict[str, float]]] = {}
-    for layers in tqdm(sorted(set(choices.values())), desc="layer sets", disable=not progress):
+    layer_sets = sorted({layers for _, _, layers in choices}, key=lambda s: (len(s), s))
+    for layers in tqdm(layer_sets, desc="layer sets", disable=not progress):
         if depth - len(layers) < truncate.fewest_layers(model):
             continue  # DeBERTa-v2 cannot run without a layer
         pruned = truncate.drop_layers(model, layers)
         scored[layers] = _score_heads(pruned, tokenizer, task, train, valid, seed=key.seed,
                                       batch_size=batch_size)  # fmt: skip
-    rows = []
-    for (signal, n), layers in choices.items():
-        for condition, metrics in scored.get(layers, {}).items():
-            rows += [
-                {
-                    **key.as_dict(),
-                    "signal": signal,
-                    "budget": n,
-                    "layers": ",".join(map(str, layers)),
-                    "condition": condition,
-                    "metric": metric,
-                    "value": float(value),
-                }  # fmt: skip
-                for metric, value in metrics.items()
-            ]
-    return pd.DataFrame(rows)
+    drops = [
+        {**key.as_dict(), "signal": signal, "budget": n, "layers": ",".join(map(str, layers)),
+         "condition": condition, "metric": metric, "value": float(value)}
+        for signal, n, layers in choices
+        for condition, metrics in scored.get(layers, {}).items()
+        for metric, value in metrics.items()
+    ]  # fmt: skip
+    signals = [
+        {**key.as_dict(), "layer": layer, "signal": signal, "value": float(values[layer - 1])}
+        for signal, values in per_layer.items()
+        for layer in range(1, depth + 1)
+        if math.isfinite(values[layer - 1])  # CKA is undefined beside a constant layer
+    ]
+    return {"layer_drop": pd.DataFrame(drops), "layer_signals": pd.DataFrame(signals)}
