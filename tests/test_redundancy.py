@@ -68,6 +68,23 @@ def test_consecutive_cka_of_a_layer_that_only_rescales_is_one() -> None:
     assert values[1] < 0.5
 
 
+def test_cka_with_last_matches_the_formula_by_hand() -> None:
+    rng = np.random.default_rng(3)
+    pooled = torch.tensor(rng.normal(size=(4, 40, 6)))
+    pooled[0] = 5.0  # a constant layer (a first-token embedding): CKA undefined
+
+    def by_hand(x: np.ndarray, y: np.ndarray) -> float:  # Kornblith et al. (2019), eq. for linear
+        x, y = x - x.mean(0), y - y.mean(0)
+        return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+    values = redundancy.cka_with_last(pooled)
+    expected = [by_hand(pooled[i].numpy(), pooled[3].numpy()) for i in (1, 2, 3)]
+    assert values.tolist() == pytest.approx(expected, rel=1e-10)
+    assert values[-1] == pytest.approx(1.0)
+    assert torch.isfinite(redundancy.consecutive_cka(pooled)[1:]).all()
+    assert torch.isnan(redundancy.consecutive_cka(pooled)[0])
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

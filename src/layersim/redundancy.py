@@ -28,6 +28,7 @@ __all__ = [
     "angular_distances",
     "block_influence",
     "choose_layers",
+    "cka_with_last",
     "consecutive_cka",
 ]
 
@@ -71,18 +72,28 @@ def angular_distances(states: Tensor, n: int) -> Tensor:
     return (torch.arccos(cosines) / math.pi).mean(-1)
 
 
+def _linear_cka_or_nan(x: Tensor, y: Tensor) -> float:
+    from layersim.cka import linear_cka
+
+    try:
+        return float(linear_cka(x, y))
+    except ValueError:  # a constant representation has no defined CKA
+        return math.nan
+
+
 def consecutive_cka(pooled: Tensor) -> Tensor:
     """Linear CKA between ``h_{l-1}`` and ``h_l`` for layers 1..L, from pooled rows
     ``(L + 1, inputs, width)`` (a constant layer, e.g. a first-token embedding, gets NaN)."""
-    from layersim.cka import linear_cka
-
     pooled = _check_states(pooled)
-    values = []
-    for layer in range(1, pooled.shape[0]):
-        try:
-            values.append(float(linear_cka(pooled[layer - 1], pooled[layer])))
-        except ValueError:  # a constant representation has no defined CKA
-            values.append(math.nan)
+    values = [_linear_cka_or_nan(pooled[i - 1], pooled[i]) for i in range(1, pooled.shape[0])]
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def cka_with_last(pooled: Tensor) -> Tensor:
+    """Linear CKA between ``h_l`` and the last hidden state ``h_L`` for layers 1..L, from pooled
+    rows ``(L + 1, inputs, width)`` (a constant layer gets NaN)."""
+    pooled = _check_states(pooled)
+    values = [_linear_cka_or_nan(pooled[i], pooled[-1]) for i in range(1, pooled.shape[0])]
     return torch.tensor(values, dtype=torch.float64)
 
 

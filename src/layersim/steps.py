@@ -422,7 +422,7 @@ def _batches(task: tasks.Task, tokenizer: Any, encoded: Any, batch_size: int):
         yield collate([encoded[i] for i in range(start, min(start + batch_size, len(encoded)))])
 
 
-def _signal_scores(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *, seed: int,
+def _signal_states(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *, seed: int,
                    max_tokens: int, batch_size: int) -> dict[str, Any]:  # fmt: skip
     """The hidden states the signals read: every non-padding token, and the pooled first token."""
     special = tokenizer.all_special_ids
@@ -437,17 +437,6 @@ def _signal_scores(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *
         model, _batches(task, tokenizer, encoded, batch_size), pooling="cls"
     )
     return {"tokens": tokens, "pooled": pooled}
-
-
-def _cka_with_last(pooled: Any) -> list[float]:
-    """Linear CKA of each hidden state 1..L with the last one (NaN where a layer is constant)."""
-    values = []
-    for layer in range(1, pooled.shape[0]):
-        try:
-            values.append(float(cka.linear_cka(pooled[layer], pooled[-1])))
-        except ValueError:
-            values.append(math.nan)
-    return values
 
 
 def _score_heads(
@@ -518,13 +507,13 @@ def layer_drop_tables(
 
     train, valid = encoded("train", train_limit), encoded("validation", limit)
     depth = truncate.num_layers(model)
-    states = _signal_scores(model, tokenizer, task, valid, seed=key.seed,
+    states = _signal_states(model, tokenizer, task, valid, seed=key.seed,
                             max_tokens=max_tokens, batch_size=batch_size)  # fmt: skip
     per_layer = {
         "block_influence": redundancy.block_influence(states["tokens"]).tolist(),
         "angular_distance": redundancy.angular_distances(states["tokens"], 1).tolist(),
         "consecutive_cka": redundancy.consecutive_cka(states["pooled"]).tolist(),
-        "cka_with_last": _cka_with_last(states["pooled"]),
+        "cka_with_last": redundancy.cka_with_last(states["pooled"]).tolist(),
     }
 
     def signal_scores(signal: str, n: int) -> Any:
