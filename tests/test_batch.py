@@ -4,6 +4,7 @@ batch resumes, shards, survives a failing run, and a killed batch leaves no part
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["tiny-bert", "tiny-albert"]
 TASK = "synth_sentiment"
 # Small sizes so that a notebook runs in seconds on two cores.
-PARAMS = ["--param", "n_boot=20", "--param", "examples=120", "--param", "eval_limit=120"]
+PARAMS = ["--param", "n_boot=20", "--param", "examples=120", "--param", "eval_limit=120",
+          "--param", "refit_examples=60", "--param", "drop_eval_limit=60"]  # fmt: skip
 
 
 def _cli(*args: str, results_dir: Path, work_dir: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -65,6 +67,26 @@ def test_tiny_preset_runs_end_to_end(finished) -> None:
         assert set(batch.STEPS) <= set(provenance["steps"])
     baselines = results.load(results_dir, "baselines")
     assert set(baselines["baseline"]) == {"majority", "probe_pooled", "probe_mean"}
+    drops = results.load(results_dir, "layer_drop")
+    assert set(drops["model"]) == set(MODELS) and set(drops["condition"]) == {"unchanged", "refit"}
+    assert set(results.load(results_dir, "layer_signals")["layer"]) == {1, 2, 3, 4}
+
+
+def test_a_checkout_without_models_fine_tunes_again_for_a_missing_step(finished, tmp_path) -> None:
+    """Committed results without runs/ (a fresh clone) and a step added since: the batch trains
+    the model again, because the new step reads it, and then runs the step."""
+    source, _, _ = finished
+    results_dir, work_dir = tmp_path / "results", tmp_path / "runs"
+    shutil.copytree(source, results_dir)
+    key = results.RunKey("tiny", MODELS[0], TASK, 0)
+    for table in batch.STEP_TABLES["layer_drop"]:
+        results.table_path(results_dir, key, table).unlink()
+    proc = _cli("run", "--preset", "tiny", "--models", MODELS[0], "--tasks", TASK,
+                results_dir=results_dir, work_dir=work_dir, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 run(s) done, 0 already complete, 0 failed" in proc.stdout
+    assert (key.run_dir(work_dir) / "model" / "metrics.json").is_file()
+    assert results.is_complete(results_dir, key, tables=batch.RUN_TABLES)
 
 
 def test_second_run_is_a_no_op(finished) -> None:

@@ -165,3 +165,29 @@ def test_javascript_bundle_defines_vega_embed(tmp_path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "window.vegaEmbed" in text
     assert not re.search(r"""\bimport\s*(\(|[^;]*from\s*)["']https?:""", text)  # no remote import
+
+
+def test_truncation_curves_colour_each_condition() -> None:
+    frame = pd.concat(
+        [truncation_frame().assign(condition=c) for c in ("unchanged", "refit")], ignore_index=True
+    )
+    spec = plots.truncation_curves(frame).to_dict()["spec"]
+    assert all(layer["encoding"]["color"]["field"] == "condition" for layer in spec["layer"])
+
+
+def test_signal_choices_draw_one_line_per_signal_without_single_layers() -> None:
+    rows = [
+        {"preset": "demo", "model": "m", "task": "t", "seed": seed, "signal": signal,
+         "budget": n, "layers": "", "condition": condition, "metric": "accuracy",
+         "value": 0.9 - n / 10}
+        for seed in (0, 1)
+        for signal in ("top_k", "block_influence", "single")
+        for n in (0, 1, 2)
+        for condition in ("unchanged", "refit")
+    ]  # fmt: skip
+    chart = plots.signal_choices(pd.DataFrame(rows))
+    assert set(chart.data["signal"]) == {"top_k", "block_influence"}
+    assert set(chart.data["condition"]) == {"unchanged"}
+    assert chart.to_dict()["spec"]["layer"][0]["encoding"]["color"]["field"] == "signal"
+    with pytest.raises(ValueError, match="condition='other'"):
+        plots.signal_choices(pd.DataFrame(rows), condition="other")

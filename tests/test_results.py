@@ -104,12 +104,34 @@ def blocks_rows(key: RunKey) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def layer_drop_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "signal": "top_k", "budget": n, "layers": ",".join(map(str, drop)),
+             "condition": condition, "metric": "accuracy", "value": 0.8 - n / 10}
+            for n, drop in enumerate([(), (3,), (2, 3)])
+            for condition in ("unchanged", "refit")
+        ]
+    )  # fmt: skip
+
+
+def layer_signals_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "layer": layer, "signal": "block_influence", "value": layer / 10}
+            for layer in (1, 2, 3)
+        ]
+    )
+
+
 ROWS = {
     "cka": cka_rows,
     "truncation": truncation_rows,
     "metrics": metrics_rows,
     "blocks": blocks_rows,
     "baselines": baselines_rows,
+    "layer_drop": layer_drop_rows,
+    "layer_signals": layer_signals_rows,
 }
 
 
@@ -421,6 +443,8 @@ def test_successful_writes_leave_no_temp_files(tmp_path: Path) -> None:
         "baselines.csv",
         "blocks.csv",
         "cka.csv",
+        "layer_drop.csv",
+        "layer_signals.csv",
         "metrics.csv",
         "provenance.json",
         "truncation.csv",
@@ -574,7 +598,9 @@ def test_one_map_from_steps_to_tables() -> None:
     assert tuple(STEP_TABLES) == batch.STEPS  # the steps, in the batch runner's order
     assert batch.STEP_TABLES is STEP_TABLES and sorted(batch.RUN_TABLES) == sorted(TABLE_NAMES)
     assert STEP_OF_TABLE == {"metrics": "finetune", "cka": "similarity", "blocks": "similarity",
-                             "truncation": "truncation", "baselines": "baselines"}  # fmt: skip
+                             "truncation": "truncation", "baselines": "baselines",
+                             "layer_drop": "layer_drop",
+                             "layer_signals": "layer_drop"}  # fmt: skip
     with pytest.raises(ValueError, match="known: metrics, cka, blocks, truncation, baselines"):
         book.produced_by("weights", pd.DataFrame())
 
@@ -589,4 +615,5 @@ def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> N
         "similarity": {"table": "blocks"},  # cka, then blocks: the step's last write
         "truncation": {"table": "truncation"},
         "baselines": {"table": "baselines"},
+        "layer_drop": {"table": "layer_signals"},  # layer_drop, then layer_signals
     }

@@ -217,8 +217,12 @@ def _run_one(
 
     log_dir = key.run_dir(work_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
+    # The later steps read the fine-tuned model from work_dir. A checkout with committed results
+    # but without runs/ (a fresh clone, after a step was added) must fine-tune it again first.
+    model_saved = (log_dir / "model" / "metrics.json").is_file()
     for step in STEPS:
-        if results.is_complete(results_dir, key, tables=STEP_TABLES[step]):
+        retrain = step == STEPS[0] and not model_saved
+        if results.is_complete(results_dir, key, tables=STEP_TABLES[step]) and not retrain:
             continue
         executed = log_dir / f"{step}.ipynb"
         values = {

@@ -292,7 +292,7 @@ def _row(claim: str, statistic: str, estimate: float, interval, verdict: str, ev
     low, high = interval
     return {
         "claim": claim,
-        "statement": CLAIMS[claim],
+        "statement": CLAIMS.get(claim, ""),
         "statistic": statistic,
         "estimate": estimate,
         "lower": low,

@@ -34,6 +34,7 @@ __all__ = [
     "cross_diagonal",
     "enable_offline_renderer",
     "offline_html",
+    "signal_choices",
     "truncation_curves",
     "write_javascript_bundle",
 ]
@@ -285,7 +286,9 @@ def truncation_curves(
     Returns
     -------
     altair.FacetChart
-        Mean over seeds as a line, each seed as a point.
+        Mean over seeds as a line, each seed as a point; with a ``condition`` column (e.g.
+        :func:`layersim.dropping.top_k_curves`: unchanged and re-fitted head) one coloured line
+        per condition.
     """
     _require(truncation, [*_RUN, "seed", "layers_kept", "metric", "value"], "truncation")
     frame = truncation
@@ -304,6 +307,10 @@ def truncation_curves(
         alt.Tooltip("layers_kept:Q", title="layers kept"),
         alt.Tooltip("metric:N"),
     ]
+    by_condition = {}
+    if "condition" in frame.columns:
+        by_condition = {"color": alt.Color("condition:N", title="task head")}
+        tooltip.append(alt.Tooltip("condition:N", title="task head"))
     # One data set for all layers (facets need that); each layer keeps its own rows.
     has_value = "isValid(datum.value)"
     points = (
@@ -315,6 +322,7 @@ def truncation_curves(
             y=alt.Y("value:Q", title="validation metric"),
             shape=alt.Shape("seed:N"),
             tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("value:Q", format=".4f")],
+            **by_condition,
         )
     )
     line = (
@@ -325,6 +333,7 @@ def truncation_curves(
             x=x,
             y="mean(value):Q",
             tooltip=[*tooltip, alt.Tooltip("mean(value):Q", title="mean", format=".4f")],
+            **by_condition,
         )
     )
     layers: list[alt.Chart] = [line, points]
@@ -345,6 +354,52 @@ def truncation_curves(
         )
     return (
         alt.layer(*layers, data=data)
+        .properties(width=220, height=140)
+        .facet(facet=alt.Facet("panel:N", title=None), columns=columns)
+    )
+
+
+def signal_choices(
+    layer_drop: pd.DataFrame, *, condition: str = "unchanged", columns: int = 3
+) -> alt.FacetChart:
+    """The metric of each signal's choice of layers against the budget, one panel per (model,
+    task): which signal's choice keeps the most.
+
+    Parameters
+    ----------
+    layer_drop
+        The ``layer_drop`` table, one metric per task (e.g.
+        :func:`layersim.dropping.main_metric_rows`); rows of layers dropped alone are left out.
+    condition
+        ``unchanged`` (the fine-tuned head, the paper's condition) or ``refit``.
+    columns
+        Panels per row.
+
+    Returns
+    -------
+    altair.FacetChart
+        Mean over seeds as a line per signal, each seed as a point.
+    """
+    _require(layer_drop, [*_RUN, "seed", "signal", "budget", "layers", "condition", "value"],
+             "signal_choices")  # fmt: skip
+    frame = _one(layer_drop, "condition", condition, "signal_choices")
+    frame = frame[frame["signal"] != "single"].copy()
+    frame["panel"] = frame["model"] + " · " + frame["task"]
+    frame["seed"] = frame["seed"].astype(str)
+    x = alt.X("budget:Q", title="layers dropped", axis=alt.Axis(tickMinStep=1))
+    color = alt.Color("signal:N", title="signal")
+    tooltip = [alt.Tooltip("task:N"), alt.Tooltip("signal:N"), alt.Tooltip("budget:Q")]
+    line = alt.Chart().mark_line().encode(
+        x=x, y=alt.Y("mean(value):Q", title="validation metric"), color=color,
+        tooltip=[*tooltip, alt.Tooltip("mean(value):Q", title="mean", format=".4f")],
+    )  # fmt: skip
+    points = alt.Chart().mark_point(opacity=0.5).encode(
+        x=x, y="value:Q", color=color, shape=alt.Shape("seed:N"),
+        tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("layers:N", title="dropped"),
+                 alt.Tooltip("value:Q", format=".4f")],
+    )  # fmt: skip
+    return (
+        alt.layer(line, points, data=frame)
         .properties(width=220, height=140)
         .facet(facet=alt.Facet("panel:N", title=None), columns=columns)
     )

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from layersim import cka
 
-__all__ = ["POOLINGS", "layer_representations", "stream_cka"]
+__all__ = ["POOLINGS", "layer_representations", "pool_hidden_states", "stream_cka"]
 
 Pooling = Literal["cls", "first", "mean", "last", "tokens"]
 POOLINGS: tuple[str, ...] = ("cls", "first", "mean", "last", "tokens")
@@ -78,6 +78,33 @@ def layer_representations(
     if not parts:
         raise ValueError("no batches were given: pass an iterable of tokenizer outputs")
     return torch.cat(parts, dim=1)
+
+
+def pool_hidden_states(
+    hidden: Tensor,
+    batch: Mapping[str, Tensor],
+    pooling: Pooling = "cls",
+    *,
+    special_token_ids: Iterable[int] | None = None,
+) -> Tensor:
+    """One batch's stacked hidden states ``(layers, rows, seq, d)`` pooled as
+    :func:`layer_representations` pools them: ``(layers, pooled rows, d)``.
+
+    For hidden states computed elsewhere (e.g. cached once and read several ways); `batch` is the
+    tokenizer output they were computed from, `pooling` and `special_token_ids` as there.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+    special_ids = None
+    if special_token_ids is not None:
+        special_ids = torch.tensor(sorted(set(special_token_ids)))
+    mask, special = _masks(batch, pooling, special_ids)
+    if hidden.shape[1:3] != mask.shape:
+        raise ValueError(
+            f"hidden states of shape {tuple(hidden.shape)} do not match the batch's "
+            f"{tuple(mask.shape)} (rows, seq): pass the batch they were computed from"
+        )
+    return _pool(hidden, mask, special, pooling)
 
 
 def stream_cka(

@@ -100,6 +100,19 @@ TABLES: dict[str, dict[str, str]] = {
         "upper": "float",
         "boundary": "int",
     },
+    # Which layers can go (layersim.steps.layer_drop_tables): each redundancy signal's choice of
+    # layers to drop at each budget, scored with the unchanged and a re-fitted head ...
+    "layer_drop": {
+        **_KEY_COLUMNS,
+        "signal": "str",
+        "budget": "int",
+        "layers": "str",
+        "condition": "str",
+        "metric": "str",
+        "value": "float",
+    },
+    # ... and each signal's score of each layer.
+    "layer_signals": {**_KEY_COLUMNS, "layer": "int", "signal": "str", "value": "float"},
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
@@ -114,6 +127,8 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
     "metrics": ("metric",),
     "baselines": ("baseline", "metric"),
     "blocks": ("kind", "estimator", "pooling", "statistic"),
+    "layer_drop": ("signal", "budget", "layers", "condition", "metric"),
+    "layer_signals": ("layer", "signal"),
 }
 
 #: Allowed values of the ``kind`` column of the ``cka`` table.
@@ -126,6 +141,7 @@ STEP_TABLES: dict[str, tuple[str, ...]] = {
     "similarity": ("cka", "blocks"),
     "truncation": ("truncation",),
     "baselines": ("baselines",),
+    "layer_drop": ("layer_drop", "layer_signals"),
 }
 #: The step that writes each table (the provenance step :func:`write_table` records by default).
 STEP_OF_TABLE: dict[str, str] = {t: step for step, tables in STEP_TABLES.items() for t in tables}

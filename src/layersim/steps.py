@@ -21,15 +21,28 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
-from layersim import blocks, cka, finetune, presets, probe, redundancy, reps, tasks, truncate
+from layersim import (
+    blocks,
+    cka,
+    finetune,
+    layer_cache,
+    presets,
+    probe,
+    redundancy,
+    reps,
+    tasks,
+    truncate,
+)
 from layersim.results import RunKey
 
 __all__ = [
@@ -416,42 +429,57 @@ def baseline_table(
 # ----------------------------------------------------------------------------
 
 
-def _batches(task: tasks.Task, tokenizer: Any, encoded: Any, batch_size: int):
-    collate = tasks.collator(task, tokenizer)
-    for start in range(0, len(encoded), batch_size):
-        yield collate([encoded[i] for i in range(start, min(start + batch_size, len(encoded)))])
-
-
-def _signal_states(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, *, seed: int,
-                   max_tokens: int, batch_size: int) -> dict[str, Any]:  # fmt: skip
-    """The hidden states the signals read: every non-padding token, and the pooled first token."""
-    special = tokenizer.all_special_ids
-    tokens = reps.layer_representations(
-        model, _batches(task, tokenizer, encoded, batch_size), pooling="tokens",
-        max_rows=None, special_token_ids=special,
-    )  # fmt: skip
+def _signal_states(cache: list, special: list[int], *, seed: int, max_tokens: int) -> dict:
+    """The hidden states the signals read, from the cached pass: every non-padding, non-special
+    token (a seeded subset of at most `max_tokens`), and the pooled first token."""
+    tokens = torch.cat(
+        [reps.pool_hidden_states(h, b, "tokens", special_token_ids=special) for b, h in cache], 1
+    )
     if tokens.shape[1] > max_tokens:  # a seeded subset keeps memory and time bounded
         keep = np.sort(np.random.default_rng(seed).choice(tokens.shape[1], max_tokens, False))
         tokens = tokens[:, keep]
-    pooled = reps.layer_representations(
-        model, _batches(task, tokenizer, encoded, batch_size), pooling="cls"
-    )
+    pooled = torch.cat([reps.pool_hidden_states(h, b, "cls") for b, h in cache], 1)
     return {"tokens": tokens, "pooled": pooled}
 
 
+def _pruned_head_inputs(
+    model: Any, layers: tuple[int, ...], tokenizer: Any, task: tasks.Task, encoded: Any,
+    cache: list | None, *, batch_size: int, with_logits: bool = False,
+) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """:func:`layersim.probe.head_inputs` of `model` without `layers`; with the full model's
+    cached hidden states, only the kept layers above the lowest dropped one run."""
+    first = min(layers, default=1)
+    if cache is None or first == 1:
+        pruned, start = truncate.drop_layers(model, layers), contextlib.nullcontext()
+    else:
+        pruned = truncate.drop_layers(model, sorted(set(range(1, first)) | set(layers)))
+        start = layer_cache.starting_from(pruned, [hidden[first - 1] for _, hidden in cache])
+    with start:
+        return probe.head_inputs(
+            pruned, tokenizer, task, encoded, batch_size=batch_size, with_logits=with_logits
+        )
+
+
 def _score_heads(
-    pruned: Any, tokenizer: Any, task: tasks.Task, train: Any, valid: Any, *, seed: int,
-    batch_size: int,
+    model: Any, layers: tuple[int, ...], tokenizer: Any, task: tasks.Task, data: dict, *,
+    refit: bool, seed: int, batch_size: int,
 ) -> dict[str, dict[str, float]]:  # fmt: skip
-    """The unchanged head's metrics, and a linear head re-fitted on the frozen pruned model."""
-    train_x, _, train_y = probe.head_inputs(pruned, tokenizer, task, train, batch_size=batch_size)
-    valid_x, _, valid_y, logits = probe.head_inputs(
-        pruned, tokenizer, task, valid, batch_size=batch_size, with_logits=True
-    )
-    return {
-        "unchanged": tasks.compute_metrics(task, logits, valid_y),
-        "refit": probe.probe_scores(task, (train_x, train_y), (valid_x, valid_y), seed=seed),
-    }
+    """The unchanged head's metrics, and with `refit` those of a linear head re-fitted on the
+    frozen pruned model's output over the training examples."""
+    (train, train_cache), (valid, valid_cache) = data["train"], data["validation"]
+    valid_x, _, valid_y, logits = _pruned_head_inputs(
+        model, layers, tokenizer, task, valid, valid_cache, batch_size=batch_size,
+        with_logits=True,
+    )  # fmt: skip
+    scores = {"unchanged": tasks.compute_metrics(task, logits, valid_y)}
+    if refit:
+        train_x, _, train_y = _pruned_head_inputs(
+            model, layers, tokenizer, task, train, train_cache, batch_size=batch_size
+        )
+        scores["refit"] = probe.probe_scores(
+            task, (train_x, train_y), (valid_x, valid_y), seed=seed
+        )
+    return scores
 
 
 #: The pseudo-signal of the ``layer_drop`` table whose rows drop one layer at a time (budget 1,
@@ -466,8 +494,8 @@ def layer_drop_tables(
     task: str | tasks.Task,
     *,
     preset: str | presets.Preset | None = None,
-    refit_examples: int = 500,
-    eval_limit: int | None = 500,
+    refit_examples: int = 300,
+    eval_limit: int | None = 400,
     max_tokens: int = 20_000,
     data_dir: str | None = None,
     batch_size: int = 64,
@@ -480,9 +508,11 @@ def layer_drop_tables(
     inputs. For every budget n = 0..L (n = L only for top-k: the embeddings alone) each signal
     names n layers; every single layer is also dropped alone (signal :data:`SINGLE_LAYER`).
     :func:`layersim.truncate.drop_layers` removes them, and the pruned model is scored with its
-    unchanged task head (the paper's condition) and with a linear head re-fitted on its frozen
-    output over `refit_examples` training examples (:mod:`layersim.probe`), both on the same
-    `eval_limit` validation examples (None: the preset's). Identical layer sets are scored once.
+    unchanged task head (the paper's condition) and, for the signals' choices, with a linear head
+    re-fitted on its frozen output over `refit_examples` training examples (:mod:`layersim.probe`),
+    both on the same `eval_limit` validation examples (None: the preset's). Identical layer sets
+    are scored once; where :mod:`layersim.layer_cache` applies, a pruned model starts from the full
+    model's cached hidden state below its lowest dropped layer, so only the layers above it run.
 
     Returns
     -------
@@ -507,8 +537,16 @@ def layer_drop_tables(
 
     train, valid = encoded("train", train_limit), encoded("validation", limit)
     depth = truncate.num_layers(model)
-    states = _signal_states(model, tokenizer, task, valid, seed=key.seed,
-                            max_tokens=max_tokens, batch_size=batch_size)  # fmt: skip
+    valid_cache = layer_cache.cached_hidden_states(model, tokenizer, task, valid,
+                                                   batch_size=batch_size)  # fmt: skip
+    states = _signal_states(valid_cache, tokenizer.all_special_ids, seed=key.seed,
+                            max_tokens=max_tokens)  # fmt: skip
+    fast = layer_cache.embedding_output_module(model) is not None
+    data = {
+        "train": (train, layer_cache.cached_hidden_states(
+            model, tokenizer, task, train, batch_size=batch_size) if fast else None),
+        "validation": (valid, valid_cache if fast else None),
+    }  # fmt: skip
     per_layer = {
         "block_influence": redundancy.block_influence(states["tokens"]).tolist(),
         "angular_distance": redundancy.angular_distances(states["tokens"], 1).tolist(),
@@ -529,6 +567,7 @@ def layer_drop_tables(
             scores = signal_scores(signal, n)
             chosen = redundancy.choose_layers(signal, n, depth=depth, scores=scores)
             choices[signal, n, tuple(chosen)] = None
+    chosen_by_signals = {layers for _, _, layers in choices}
     for layer in range(1, depth + 1):
         choices[SINGLE_LAYER, 1, (layer,)] = None
     scored: dict[tuple[int, ...], dict[str, dict[str, float]]] = {}
@@ -536,8 +575,9 @@ def layer_drop_tables(
     for layers in tqdm(layer_sets, desc="layer sets", disable=not progress):
         if depth - len(layers) < truncate.fewest_layers(model):
             continue  # DeBERTa-v2 cannot run without a layer
-        pruned = truncate.drop_layers(model, layers)
-        scored[layers] = _score_heads(pruned, tokenizer, task, train, valid, seed=key.seed,
+        # A layer dropped alone only measures that layer's cost: the unchanged head suffices.
+        scored[layers] = _score_heads(model, layers, tokenizer, task, data,
+                                      refit=layers in chosen_by_signals, seed=key.seed,
                                       batch_size=batch_size)  # fmt: skip
     drops = [
         {**key.as_dict(), "signal": signal, "budget": n, "layers": ",".join(map(str, layers)),

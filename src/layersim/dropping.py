@@ -1,0 +1,230 @@
+"""Which layers can go (E1, E2), read from the ``layer_drop`` and ``layer_signals`` tables.
+
+Pure functions of the tables :func:`layersim.steps.layer_drop_tables` writes; the book's chapter
+"Which layers can go" and the scorecard's E1 and E2 rows call them, so nothing is typed by hand.
+Every statistic reads each task's main metric and averages seeds first.
+
+* E1, is the information still there? :func:`top_k_curves`: the paper's truncation (keep the first
+  k layers, unchanged head) next to the same truncated models with a re-fitted linear head. The
+  gap between the two is what the layers carry that the old head cannot read.
+* E2, which signal predicts what can be dropped? :func:`signal_summary`: per (model, task) and
+  signal, the metric of the signal's own choice averaged over budgets 1..L-1 and the largest
+  budget it drops safely (within a tolerance of the full model at that and every smaller budget);
+  :func:`signal_loss_correlation`: per run, Spearman's rank correlation between each signal's
+  per-layer importance and the measured cost of dropping that layer alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .claims import KNEE_TOLERANCE, _main_metric, _mean, _percentile_bootstrap, _row
+from .truncate import truncation_knee
+
+__all__ = [
+    "IMPORTANCE_SIGN",
+    "SIGNAL_LABELS",
+    "main_metric_rows",
+    "scorecard_rows",
+    "signal_loss_correlation",
+    "signal_summary",
+    "top_k_curves",
+]
+
+_PAIR = ["preset", "model", "task"]
+_RUN = [*_PAIR, "seed"]
+
+#: Each per-layer score oriented as importance (larger: dropping the layer should cost more). A
+#: layer that changes its input little (low block influence or angular distance, high CKA with its
+#: input) or whose output already resembles the last layer's is predicted to be cheap.
+IMPORTANCE_SIGN: dict[str, int] = {
+    "block_influence": 1,
+    "angular_distance": 1,
+    "consecutive_cka": -1,
+    "cka_with_last": -1,
+}
+#: Readable names of the signals (``layer_drop``'s and ``layer_signals``' spellings).
+SIGNAL_LABELS: dict[str, str] = {
+    "top_k": "top-k (the paper's truncation)",
+    "block_influence": "block influence",
+    "angular_distance": "angular distance",
+    "cka": "consecutive CKA",
+    "consecutive_cka": "consecutive CKA",
+    "cka_with_last": "CKA with the last layer",
+    "single": "one layer alone",
+}
+
+
+def main_metric_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each task's main metric (accuracy, Spearman, ...), the one the book reads."""
+    keep = table.groupby("task", sort=False)["metric"].transform(
+        lambda metrics: _main_metric(metrics.name, list(dict.fromkeys(metrics)))
+    )
+    return table[table["metric"] == keep]
+
+
+def _depths(layer_drop: pd.DataFrame) -> pd.Series:
+    """L per run: the largest top-k budget (the embeddings alone)."""
+    top = layer_drop[layer_drop["signal"] == "top_k"]
+    return top.groupby(_RUN)["budget"].max().rename("depth")
+
+
+def top_k_curves(layer_drop: pd.DataFrame) -> pd.DataFrame:
+    """E1: metric against layers kept, per run and condition, from the top-k rows.
+
+    Returns the ``truncation`` table's columns plus ``condition`` (``unchanged``, ``refit``), for
+    the main metric: ``layers_kept = L - budget``.
+    """
+    top = main_metric_rows(layer_drop[layer_drop["signal"] == "top_k"])
+    top = top.join(_depths(layer_drop), on=_RUN)
+    top = top.assign(layers_kept=top["depth"] - top["budget"])
+    columns = [*_RUN, "layers_kept", "condition", "metric", "value"]
+    return top[columns].sort_values([*_RUN, "condition", "layers_kept"]).reset_index(drop=True)
+
+
+def _safe_budget(budgets: np.ndarray, values: np.ndarray, tolerance: float) -> int:
+    """The largest n such that every budget 0..n keeps the budget-0 metric within tolerance."""
+    order = np.argsort(budgets)
+    budgets, values = budgets[order], values[order]
+    losing = np.flatnonzero(values[0] - values > tolerance + 1e-12)
+    return int(budgets[losing[0] - 1]) if len(losing) else int(budgets[-1])
+
+
+def signal_summary(layer_drop: pd.DataFrame, *, tolerance: float = KNEE_TOLERANCE) -> pd.DataFrame:
+    """E2 per (model, task, signal, condition), seeds averaged first.
+
+    Columns: ``preset, model, task, metric, signal, condition, depth, mean_value`` (the metric
+    of the signal's choice averaged over budgets 1..L-1), ``safe_budget`` (the most layers it
+    drops with every budget up to it within `tolerance` of the full model).
+    """
+    rows = main_metric_rows(layer_drop[layer_drop["signal"] != "single"])
+    rows = rows.join(_depths(layer_drop), on=_RUN)
+    mean = (
+        rows.groupby([*_PAIR, "metric", "signal", "condition", "budget"], sort=True)
+        .agg(value=("value", "mean"), depth=("depth", "max"))
+        .reset_index()
+    )
+    out = []
+    for keys, group in mean.groupby([*_PAIR, "metric", "signal", "condition"], sort=True):
+        depth = int(group["depth"].max())
+        inner = group[(group["budget"] >= 1) & (group["budget"] <= depth - 1)]
+        out.append(
+            {
+                **dict(zip([*_PAIR, "metric", "signal", "condition"], keys, strict=True)),
+                "depth": depth,
+                "mean_value": float(inner["value"].mean()) if len(inner) else math.nan,
+                "safe_budget": _safe_budget(
+                    group["budget"].to_numpy(), group["value"].to_numpy(float), tolerance
+                ),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def signal_loss_correlation(layer_drop: pd.DataFrame, layer_signals: pd.DataFrame) -> pd.DataFrame:
+    """Per run and signal: Spearman's rho between the signal's importance of each layer and the
+    measured loss of dropping that layer alone (unchanged head, main metric).
+
+    Columns: ``preset, model, task, seed, signal, layers`` (how many layers the signal scored),
+    ``rho`` (NaN where either side is constant). A good signal has rho near +1.
+    """
+    single = main_metric_rows(
+        layer_drop[(layer_drop["signal"] == "single") & (layer_drop["condition"] == "unchanged")]
+    )
+    full = main_metric_rows(
+        layer_drop[
+            (layer_drop["signal"] == "top_k")
+            & (layer_drop["budget"] == 0)
+            & (layer_drop["condition"] == "unchanged")
+        ]
+    ).set_index(_RUN)["value"]
+    loss = single.assign(layer=single["layers"].astype(int))
+    loss = loss.assign(loss=loss.set_index(_RUN).index.map(full).to_numpy() - loss["value"])
+    merged = layer_signals.merge(loss[[*_RUN, "layer", "loss"]], on=[*_RUN, "layer"])
+    out = []
+    for (*run, signal), group in merged.groupby([*_RUN, "signal"], sort=True):
+        importance = IMPORTANCE_SIGN[signal] * group["value"].to_numpy(float)
+        constant = np.ptp(importance) == 0 or np.ptp(group["loss"].to_numpy(float)) == 0
+        rho = math.nan if constant else float(stats.spearmanr(importance, group["loss"])[0])
+        out.append({**dict(zip(_RUN, run, strict=True)), "signal": signal,
+                    "layers": len(group), "rho": rho})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+#: The questions of this edition that the layer-drop tables answer (DESIGN.md, E1 and E2).
+QUESTIONS = {
+    "E1": "With the top layers dropped, is the task's information still in the remaining layers "
+    "(a re-fitted linear head recovers what the unchanged head loses)?",
+    "E2": "Which signal best predicts which layers can be dropped with the unchanged head: CKA, "
+    "block influence, angular distance, or the paper's fixed top-k?",
+}
+YES, NO = "yes", "no"
+
+
+def scorecard_rows(
+    layer_drop: pd.DataFrame,
+    layer_signals: pd.DataFrame,
+    *,
+    tolerance: float = KNEE_TOLERANCE,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The scorecard's E1 and E2 rows (columns of :data:`layersim.claims.SCORECARD_COLUMNS`).
+
+    E1: mean over (model, task) pairs of the re-fitted minus the unchanged head's metric on the
+    top-k truncated models, averaged over budgets 1..L-1; "yes" when the 95% bootstrap interval
+    over pairs lies above 0. E2: the best signal's mean metric (unchanged head, budgets 1..L-1)
+    minus top-k's; "yes" names that signal when the interval lies above 0, "no" says top-k is
+    not beaten. The evidence lists each signal's mean, the layers it drops safely and its mean
+    rank correlation with the measured single-layer loss.
+    """
+    summary = signal_summary(layer_drop, tolerance=tolerance)
+    top = summary[summary["signal"] == "top_k"].pivot_table(
+        index=_PAIR, columns="condition", values="mean_value"
+    )
+    gap = (top["refit"] - top["unchanged"]).to_numpy(float)
+    low, high = _percentile_bootstrap((gap,), _mean, seed)
+    knees = []
+    for (_, _model, task), curve in top_k_curves(layer_drop).groupby(_PAIR, sort=True):
+        drops = {}
+        for condition, rows in curve.groupby("condition"):
+            knee = truncation_knee(rows["layers_kept"], rows["value"], tolerance=tolerance)
+            drops[condition] = int(rows["layers_kept"].max()) - knee
+        knees.append(f"{task} {drops.get('unchanged')} / {drops.get('refit')}")
+    e1 = _row(
+        "E1",
+        "mean re-fitted minus unchanged head, top-k truncation, budgets 1..L-1 (main metric)",
+        float(gap.mean()) if len(gap) else math.nan,
+        (low, high),
+        YES if low > 0 else NO,
+        f"{len(gap)} pairs; top layers droppable within {tolerance:g}, unchanged / re-fitted: "
+        + ", ".join(knees),
+    )
+    e1["statement"] = QUESTIONS["E1"]
+
+    unchanged = summary[summary["condition"] == "unchanged"]
+    means = unchanged.pivot_table(index=_PAIR, columns="signal", values="mean_value")
+    safe = unchanged.groupby("signal")["safe_budget"].mean()
+    rho = signal_loss_correlation(layer_drop, layer_signals).groupby("signal")["rho"].mean()
+    others = [s for s in means.columns if s != "top_k"]
+    best = max(others, key=lambda s: means[s].mean())
+    difference = (means[best] - means["top_k"]).to_numpy(float)
+    low, high = _percentile_bootstrap((difference,), _mean, seed)
+    per_signal = ", ".join(
+        f"{SIGNAL_LABELS.get(s, s)} {means[s].mean():.3f} (drops {safe[s]:.1f} safely)"
+        for s in means.columns
+    )
+    ranks = ", ".join(f"{SIGNAL_LABELS.get(s, s)} {value:+.2f}" for s, value in rho.items())
+    e2 = _row(
+        "E2",
+        f"best signal ({SIGNAL_LABELS[best]}) minus top-k, unchanged head, budgets 1..L-1",
+        float(difference.mean()),
+        (low, high),
+        f"{YES}: {SIGNAL_LABELS[best]}" if low > 0 else f"{NO}: top-k is not beaten",
+        f"mean metric {per_signal}; mean rank correlation with the single-layer loss {ranks}",
+    )
+    e2["statement"] = QUESTIONS["E2"]
+    return pd.DataFrame([e1, e2])
