@@ -22,7 +22,8 @@ MODELS = ["tiny-bert", "tiny-albert"]
 TASK = "synth_sentiment"
 # Small sizes so that a notebook runs in seconds on two cores.
 PARAMS = ["--param", "n_boot=20", "--param", "examples=120", "--param", "eval_limit=120",
-          "--param", "refit_examples=60", "--param", "drop_eval_limit=60"]  # fmt: skip
+          "--param", "refit_examples=60", "--param", "drop_eval_limit=60",
+          "--param", "progress_examples=60"]  # fmt: skip
 
 
 def _cli(*args: str, results_dir: Path, work_dir: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -70,6 +71,10 @@ def test_tiny_preset_runs_end_to_end(finished) -> None:
     drops = results.load(results_dir, "layer_drop")
     assert set(drops["model"]) == set(MODELS) and set(drops["condition"]) == {"unchanged", "refit"}
     assert set(results.load(results_dir, "layer_signals")["layer"]) == {1, 2, 3, 4}
+    along = results.load(results_dir, "progress")
+    for _, run in along.groupby("model"):  # the snapshots of notebooks/finetune.py, 0 to 100%
+        assert run["step"].min() == 0 and run["step"].max() == run["max_steps"].max()
+        assert run["step"].nunique() == 7
 
 
 def test_a_checkout_without_models_fine_tunes_again_for_a_missing_step(finished, tmp_path) -> None:

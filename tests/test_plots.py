@@ -191,3 +191,18 @@ def test_signal_choices_draw_one_line_per_signal_without_single_layers() -> None
     assert chart.to_dict()["spec"]["layer"][0]["encoding"]["color"]["field"] == "signal"
     with pytest.raises(ValueError, match="condition='other'"):
         plots.signal_choices(pd.DataFrame(rows), condition="other")
+
+
+def test_progress_curves_put_excess_and_metric_in_their_own_rows() -> None:
+    rows = [
+        {"preset": "demo", "model": "m", "task": "t", "seed": seed, "fraction": f,
+         "statistic": statistic, "value": f, "lower": f - 0.1 if statistic == "excess" else None,
+         "upper": f + 0.1 if statistic == "excess" else None}
+        for seed in (0, 1)
+        for f in (0.0, 0.5, 1.0)
+        for statistic in ("excess", "accuracy")
+    ]  # fmt: skip
+    chart = plots.progress_curves(pd.DataFrame(rows), threshold=0.05)
+    assert set(chart.data["quantity"]) == {"block excess", "metric"}
+    assert chart.data.loc[chart.data["quantity"] == "metric", "threshold"].isna().all()
+    assert len(chart.to_dict()["spec"]["layer"]) == 4  # interval bars, line, points, threshold

@@ -124,6 +124,29 @@ def layer_signals_rows(key: RunKey) -> pd.DataFrame:
     )
 
 
+def progress_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "step": step, "max_steps": 10, "statistic": statistic,
+             "value": 0.1 + step / 100, "lower": lower, "upper": upper}
+            for step in (0, 5, 10)
+            for statistic, lower, upper in (("excess", 0.0, 0.2), ("accuracy", np.nan, np.nan))
+        ]
+    )  # fmt: skip
+
+
+def progress_cka_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "step": step, "max_steps": 10, "layer_a": a, "layer_b": b,
+             "cka": 1.0 if a == b else 0.5}
+            for step in (0, 10)
+            for a in (1, 2)
+            for b in (1, 2)
+        ]
+    )  # fmt: skip
+
+
 ROWS = {
     "cka": cka_rows,
     "truncation": truncation_rows,
@@ -132,6 +155,8 @@ ROWS = {
     "baselines": baselines_rows,
     "layer_drop": layer_drop_rows,
     "layer_signals": layer_signals_rows,
+    "progress": progress_rows,
+    "progress_cka": progress_cka_rows,
 }
 
 
@@ -243,7 +268,7 @@ def test_an_empty_interval_is_written_as_empty_cells_and_read_back_as_nan(tmp_pa
     assert frame.loc[("finetuned", "permutation_p"), ["lower", "upper"]].isna().all()
     assert frame.loc[("finetuned", "excess"), "lower"] == 0.2
     assert frame["lower"].dtype == np.float64
-    assert INTERVAL_COLUMNS == {"blocks": ("lower", "upper")}
+    assert INTERVAL_COLUMNS == {"blocks": ("lower", "upper"), "progress": ("lower", "upper")}
 
 
 def test_rewriting_a_table_replaces_it(tmp_path: Path) -> None:
@@ -446,6 +471,8 @@ def test_successful_writes_leave_no_temp_files(tmp_path: Path) -> None:
         "layer_drop.csv",
         "layer_signals.csv",
         "metrics.csv",
+        "progress.csv",
+        "progress_cka.csv",
         "provenance.json",
         "truncation.csv",
     ]
@@ -600,7 +627,8 @@ def test_one_map_from_steps_to_tables() -> None:
     assert STEP_OF_TABLE == {"metrics": "finetune", "cka": "similarity", "blocks": "similarity",
                              "truncation": "truncation", "baselines": "baselines",
                              "layer_drop": "layer_drop",
-                             "layer_signals": "layer_drop"}  # fmt: skip
+                             "layer_signals": "layer_drop", "progress": "progress",
+                             "progress_cka": "progress"}  # fmt: skip
     with pytest.raises(ValueError, match="known: metrics, cka, blocks, truncation, baselines"):
         book.produced_by("weights", pd.DataFrame())
 
@@ -616,4 +644,5 @@ def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> N
         "truncation": {"table": "truncation"},
         "baselines": {"table": "baselines"},
         "layer_drop": {"table": "layer_signals"},  # layer_drop, then layer_signals
+        "progress": {"table": "progress_cka"},
     }

@@ -292,3 +292,41 @@ def test_layer_drop_tables_score_every_signal_and_budget(tiny_bert) -> None:
     full = table[(table["budget"] == 0) & (table["metric"] == "accuracy")]
     assert full.groupby("condition")["value"].nunique().eq(1).all()
     assert (table.loc[table["budget"] == 0, "layers"] == "").all()
+
+
+def test_progress_tables_score_each_snapshot_like_its_model_scored_by_hand(tmp_path) -> None:
+    result = finetune.finetune(
+        "tiny-bert", TASK, tmp_path / "model", preset="tiny", limit=64, eval_limit=32, epochs=1,
+        snapshots=(0.0, 0.5, 1.0), progress=False,
+    )  # fmt: skip
+    snapshots = finetune.saved_snapshots(result.output_dir)
+    total = snapshots[-1][1]
+    assert [step for step, _, _ in snapshots] == [0, round(total / 2), total]
+    tokenizer = finetune.load_tokenizer(str(result.output_dir))
+    tables = steps.progress_tables(KEY, snapshots, tokenizer, TASK, preset="tiny", limit=40,
+                                   n_boot=20)  # fmt: skip
+    along, matrices = tables["progress"], tables["progress_cka"]
+    for table in ("progress", "progress_cka"):
+        assert list(tables[table].columns) == list(TABLES[table])
+    encoded = tasks.encode(TASK, tokenizer, tasks.load(TASK, "validation", limit=40),
+                           max_length=64)  # fmt: skip
+    batch = tasks.collator(TASK, tokenizer)([encoded[i] for i in range(40)])
+    labels = batch.pop("labels").numpy()
+    for step, _, directory in snapshots:
+        model = finetune.load_model(str(directory), TASK, seed=0).eval()
+        with torch.no_grad():
+            out = model(**batch, output_hidden_states=True)
+        rows = along[along["step"] == step].set_index("statistic")["value"]
+        accuracy = float(np.mean(out.logits.argmax(-1).numpy() == labels))
+        assert rows["accuracy"] == pytest.approx(accuracy)
+        cls = [h[:, 0] for h in out.hidden_states]
+        cells = matrices[matrices["step"] == step]
+        for row in cells.itertuples():  # layers 1..L: the first token's embedding is constant
+            want = plain_linear_cka(cls[row.layer_a], cls[row.layer_b])
+            assert row.cka == pytest.approx(want, abs=1e-5)
+        assert sorted(set(cells["layer_a"])) == [1, 2, 3, 4]
+        assert 1 <= rows["boundary"] <= 4
+    excess = along[along["statistic"] == "excess"]
+    assert (excess["lower"] <= excess["upper"]).all()
+    with pytest.raises(ValueError, match="no snapshots"):
+        steps.progress_tables(KEY, [], tokenizer, TASK, preset="tiny")

@@ -50,7 +50,14 @@ from layersim.presets import Preset, get_preset, resolve_model, resolve_tokenize
 from layersim.results import atomic_write, software_versions
 from layersim.tasks import Task, collator, compute_metrics, encode, get_task, load
 
-__all__ = ["FinetuneResult", "evaluate_model", "finetune", "load_model", "load_tokenizer"]
+__all__ = [
+    "FinetuneResult",
+    "evaluate_model",
+    "finetune",
+    "load_model",
+    "load_tokenizer",
+    "saved_snapshots",
+]
 
 METRICS_FILE = "metrics.json"
 RUN_ARGS_FILE = "run_args.json"
@@ -472,6 +479,16 @@ class _Snapshots(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self._due(state.global_step, state.max_steps):
             self._save(model, state.global_step, state.max_steps)
+
+
+def saved_snapshots(model_dir: str | os.PathLike) -> list[tuple[int, int, Path]]:
+    """The weights saved along fine-tuning (``snapshots=`` of :func:`finetune`) of a finished
+    model directory: ``(step, max_steps, directory)`` in step order; empty if none were kept."""
+    folder = Path(model_dir) / PROGRESS_DIR
+    found = [(entry, folder / f"step-{entry['step']}") for entry in _snapshot_list(folder)]
+    return [
+        (e["step"], e["max_steps"], path) for e, path in found if (path / "config.json").is_file()
+    ]
 
 
 def _snapshot_list(folder: Path) -> list[dict[str, int]]:

@@ -48,10 +48,17 @@ def batches(task: Task, tokenizer: Any, encoded: Any, batch_size: int) -> Iterat
 
 
 def cached_hidden_states(
-    model: nn.Module, tokenizer: Any, task: Task, encoded: Any, *, batch_size: int
-) -> list[tuple[dict, torch.Tensor]]:
+    model: nn.Module,
+    tokenizer: Any,
+    task: Task,
+    encoded: Any,
+    *,
+    batch_size: int,
+    with_outputs: bool = False,
+) -> list[tuple[dict, Any]]:
     """Per batch of :func:`batches`: the collated batch and the model's stacked hidden states,
-    ``(L + 1, rows, seq, d)`` float32 on the CPU (multiple choice: one row per choice)."""
+    ``(L + 1, rows, seq, d)`` float32 on the CPU (multiple choice: one row per choice); with
+    `with_outputs`, ``(hidden states, logits as a numpy array)`` instead of the hidden states."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -60,8 +67,10 @@ def cached_hidden_states(
         with torch.no_grad():  # not inference_mode: the batches are returned to the caller
             for batch in batches(task, tokenizer, encoded, batch_size):
                 inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-                hidden = model(**inputs, output_hidden_states=True).hidden_states
-                found.append((batch, torch.stack([h.float().cpu() for h in hidden])))
+                output = model(**inputs, output_hidden_states=True)
+                hidden = torch.stack([h.float().cpu() for h in output.hidden_states])
+                logits = output.logits.float().cpu().numpy()
+                found.append((batch, (hidden, logits) if with_outputs else hidden))
     finally:
         model.train(was_training)
     return found

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "cross_diagonal",
     "enable_offline_renderer",
     "offline_html",
+    "progress_curves",
     "signal_choices",
     "truncation_curves",
     "write_javascript_bundle",
@@ -402,6 +404,60 @@ def signal_choices(
         alt.layer(line, points, data=frame)
         .properties(width=220, height=140)
         .facet(facet=alt.Facet("panel:N", title=None), columns=columns)
+    )
+
+
+def progress_curves(frame: pd.DataFrame, *, threshold: float | None = None) -> alt.FacetChart:
+    """Block excess and the task metric against the share of fine-tuning done, one column per
+    (model, task): does the late block form before, with or after the metric saturates?
+
+    Parameters
+    ----------
+    frame
+        The ``progress`` table with ``fraction`` (:func:`layersim.formation.with_fractions`),
+        the ``excess`` rows and one metric per task (e.g. each task's main metric).
+    threshold
+        Optional excess threshold of the block verdict, drawn as a dashed rule.
+
+    Returns
+    -------
+    altair.FacetChart
+        Rows "block excess" (each seed's bootstrap interval as a bar) and "metric"; mean over
+        seeds as a line, each seed as a point.
+    """
+    _require(frame, [*_RUN, "seed", "fraction", "statistic", "value", "lower", "upper"],
+             "progress_curves")  # fmt: skip
+    data = frame.copy()
+    data["quantity"] = np.where(data["statistic"] == "excess", "block excess", "metric")
+    data["panel"] = data["model"] + " · " + data["task"]
+    data["seed"] = data["seed"].astype(str)
+    x = alt.X("fraction:Q", title="share of fine-tuning done", axis=alt.Axis(format="%"))
+    tooltip = [alt.Tooltip("task:N"), alt.Tooltip("statistic:N"),
+               alt.Tooltip("fraction:Q", format=".0%", title="training done")]  # fmt: skip
+    line = alt.Chart().mark_line().encode(
+        x=x, y=alt.Y("mean(value):Q", title=None),
+        tooltip=[*tooltip, alt.Tooltip("mean(value):Q", title="mean", format=".4f")],
+    )  # fmt: skip
+    points = alt.Chart().mark_point(opacity=0.6).encode(
+        x=x, y="value:Q", shape=alt.Shape("seed:N"),
+        tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("value:Q", format=".4f"),
+                 alt.Tooltip("lower:Q", format=".4f"), alt.Tooltip("upper:Q", format=".4f")],
+    )  # fmt: skip
+    bars = alt.Chart().transform_filter("isValid(datum.lower)").mark_rule(opacity=0.4).encode(
+        x=x, y="lower:Q", y2="upper:Q"
+    )  # fmt: skip
+    layers: list[alt.Chart] = [bars, line, points]
+    if threshold is not None:
+        data["threshold"] = np.where(data["quantity"] == "block excess", threshold, np.nan)
+        layers.append(
+            alt.Chart().transform_filter("isValid(datum.threshold)")
+            .mark_rule(strokeDash=[5, 3], color="firebrick").encode(y="threshold:Q")
+        )  # fmt: skip
+    return (
+        alt.layer(*layers, data=data)
+        .properties(width=200, height=120)
+        .facet(row=alt.Row("quantity:N", title=None), column=alt.Column("panel:N", title=None))
+        .resolve_scale(y="independent")
     )
 
 

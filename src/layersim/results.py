@@ -113,12 +113,35 @@ TABLES: dict[str, dict[str, str]] = {
     },
     # ... and each signal's score of each layer.
     "layer_signals": {**_KEY_COLUMNS, "layer": "int", "signal": "str", "value": "float"},
+    # Along fine-tuning (layersim.steps.progress_tables): block statistics (with bootstrap
+    # intervals), block boundary and task metrics at each saved snapshot ...
+    "progress": {
+        **_KEY_COLUMNS,
+        "step": "int",
+        "max_steps": "int",
+        "statistic": "str",
+        "value": "float",
+        "lower": "float",
+        "upper": "float",
+    },
+    # ... and the CKA matrix at each snapshot.
+    "progress_cka": {
+        **_KEY_COLUMNS,
+        "step": "int",
+        "max_steps": "int",
+        "layer_a": "int",
+        "layer_b": "int",
+        "cka": "float",
+    },
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
 #: Per table, the (lower, upper) columns of an interval that a row may leave empty (NaN, an empty
 #: CSV cell): both empty or both finite, never just one.
-INTERVAL_COLUMNS: dict[str, tuple[str, str]] = {"blocks": ("lower", "upper")}
+INTERVAL_COLUMNS: dict[str, tuple[str, str]] = {
+    "blocks": ("lower", "upper"),
+    "progress": ("lower", "upper"),
+}
 
 #: Columns that identify a row within one run: no two rows may share them.
 _ROW_IDS: dict[str, tuple[str, ...]] = {
@@ -129,6 +152,8 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
     "blocks": ("kind", "estimator", "pooling", "statistic"),
     "layer_drop": ("signal", "budget", "layers", "condition", "metric"),
     "layer_signals": ("layer", "signal"),
+    "progress": ("step", "statistic"),
+    "progress_cka": ("step", "layer_a", "layer_b"),
 }
 
 #: Allowed values of the ``kind`` column of the ``cka`` table.
@@ -142,6 +167,7 @@ STEP_TABLES: dict[str, tuple[str, ...]] = {
     "truncation": ("truncation",),
     "baselines": ("baselines",),
     "layer_drop": ("layer_drop", "layer_signals"),
+    "progress": ("progress", "progress_cka"),
 }
 #: The step that writes each table (the provenance step :func:`write_table` records by default).
 STEP_OF_TABLE: dict[str, str] = {t: step for step, tables in STEP_TABLES.items() for t in tables}

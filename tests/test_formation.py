@@ -1,0 +1,72 @@
+"""layersim.formation: block onset, metric saturation and the E3 answer on hand-made snapshot
+tables whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layersim import formation
+
+STEPS = (0, 25, 50, 75, 100)
+
+
+def progress_table(seed: int, lower: list, accuracy: list, task: str = "movie_polarity"):
+    rows = []
+    for step, low, value in zip(STEPS, lower, accuracy, strict=True):
+        where = {"preset": "demo", "model": "m", "task": task, "seed": seed, "step": step,
+                 "max_steps": 100}  # fmt: skip
+        rows += [
+            {**where, "statistic": "excess", "value": low + 0.05, "lower": low, "upper": low + 0.1},
+            {**where, "statistic": "boundary", "value": 4.0, "lower": np.nan, "upper": np.nan},
+            {**where, "statistic": "accuracy", "value": value, "lower": np.nan, "upper": np.nan},
+            {**where, "statistic": "f1", "value": 0.0, "lower": np.nan, "upper": np.nan},
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_onset_and_saturation_are_the_first_fractions_from_which_on_they_hold() -> None:
+    # excess clears 0.05 from 50% on; accuracy is within 10% of its 0.4 change from 75% on
+    table = progress_table(0, [0.0, 0.0, 0.1, 0.1, 0.1], [0.5, 0.6, 0.8, 0.9, 0.9])
+    row = formation.onset_table(table).iloc[0]
+    assert row["metric"] == "accuracy" and row["snapshots"] == 5
+    assert row["block_onset"] == 0.5 and row["metric_saturation"] == 0.75
+    assert row["lead"] == pytest.approx(-0.25)
+    # a block that comes and goes counts from its last appearance; none at the end: no onset
+    comes_and_goes = progress_table(1, [0.1, 0.0, 0.1, 0.1, 0.1], [0.5] * 5)
+    assert formation.onset_table(comes_and_goes).iloc[0]["block_onset"] == 0.5
+    gone = formation.onset_table(progress_table(2, [0.1, 0.1, 0.1, 0.1, 0.0], [0.5] * 5))
+    assert math.isnan(gone.iloc[0]["block_onset"]) and not gone.iloc[0]["final_blocks"]
+
+
+def test_scorecard_row_says_before_with_or_after() -> None:
+    early = pd.concat(
+        progress_table(seed, [0.0, 0.1, 0.1, 0.1, 0.1], [0.5, 0.6, 0.7, 0.8 + seed / 100, 0.9])
+        for seed in range(4)
+    )
+    row = formation.scorecard_row(early).iloc[0]
+    assert row["claim"] == "E3" and row["verdict"] == "before"
+    assert row["estimate"] == pytest.approx(0.25 - 1.0)
+    late = pd.concat(
+        progress_table(seed, [0.0, 0.0, 0.0, 0.0 if seed else 0.1, 0.1], [0.5, 0.9, 0.9, 0.9, 0.9])
+        for seed in range(4)
+    )
+    assert formation.scorecard_row(late).iloc[0]["verdict"] == "after"
+    none = progress_table(0, [0.0] * 5, [0.5] * 5)
+    assert formation.scorecard_row(none).iloc[0]["verdict"].startswith("not testable")
+
+
+def test_matrix_strip_labels_snapshots_by_share_of_training_in_order() -> None:
+    cells = pd.DataFrame(
+        [
+            {"preset": "demo", "model": "m", "task": "t", "seed": 0, "step": step,
+             "max_steps": 189, "layer_a": 1, "layer_b": 1, "cka": 1.0}
+            for step in (189, 9, 0, 47)
+        ]
+    )  # fmt: skip
+    frame, order = formation.matrix_strip(cells)
+    assert order == ["0%", "5%", "25%", "100%"]
+    assert set(frame["estimator"]) == {"biased"} and "kind" in frame
