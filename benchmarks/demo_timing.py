@@ -28,10 +28,11 @@ def main() -> None:
     args = parser.parse_args()
     root = args.results / args.preset
     per_seed: dict[int, float] = defaultdict(float)
+    per_step: dict[str, float] = defaultdict(float)
     devices, commits = set(), set()
+    names = list(results.STEP_TABLES)
     print(f"# {args.preset} preset: seconds per step, from the runs' provenance ({root})")
-    header = ("task", "seed", "finetune", "similarity", "truncation", "total")
-    print(f"{header[0]:<20} {header[1]:>4} " + " ".join(f"{h:>10}" for h in header[2:]))
+    print(f"{'task':<20} {'seed':>4} " + " ".join(f"{h:>10}" for h in [*names, "total"]))
     for key in results.find_runs(root):
         steps = results.read_provenance(args.results, key).get("steps", {})
         seconds = {name: float(step.get("seconds", 0.0)) for name, step in steps.items()}
@@ -39,13 +40,17 @@ def main() -> None:
         commits.update(str(step.get("git_commit", "?"))[:7] for step in steps.values())
         total = sum(seconds.values())
         per_seed[key.seed] += total
-        print(
-            f"{key.task:<20} {key.seed:>4} {seconds.get('finetune', 0):>10.0f} "
-            f"{seconds.get('similarity', 0):>10.0f} {seconds.get('truncation', 0):>10.0f} "
-            f"{total:>10.0f}"
-        )
+        for name, value in seconds.items():
+            per_step[name] += value
+        cells = " ".join(f"{seconds.get(name, 0):>10.0f}" for name in [*names])
+        print(f"{key.task:<20} {key.seed:>4} {cells} {total:>10.0f}")
     for seed, total in sorted(per_seed.items()):
-        print(f"seed {seed}: {total / 60:.1f} min for all tasks")
+        print(f"seed {seed}: {total / 60:.1f} min for all tasks and steps")
+    finetune = per_step.get("finetune", 0.0)
+    if finetune:  # the analyses' cost against fine-tuning's, over all runs
+        print("each step's time over fine-tuning's: " + ", ".join(
+            f"{name} {per_step[name] / finetune:.2f}" for name in names[1:] if name in per_step
+        ))  # fmt: skip
     print(f"devices: {', '.join(sorted(devices))}; commits: {', '.join(sorted(commits))}")
 
 

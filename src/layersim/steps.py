@@ -13,10 +13,12 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
   every k (the ``truncation`` table), loading and encoding the validation split once for all k;
 * step 4, baselines: :func:`baseline_table` says what the task is worth without fine-tuning (the
   majority class, linear probes on the frozen pretrained model; the ``baselines`` table);
-* layer dropping (E1, E2; not yet a step of the batch): :func:`layer_drop_tables` scores each
-  redundancy signal's choice of layers at every budget, and every layer dropped alone, with the
-  unchanged and a re-fitted head (a ``layer_drop`` frame), next to each signal's score per layer
-  (``layer_signals``).
+* step 5, layer dropping (E1, E2): :func:`layer_drop_tables` scores each redundancy signal's
+  choice of layers at every budget, and every layer dropped alone, with the unchanged and a
+  re-fitted head (the ``layer_drop`` table), next to each signal's score per layer
+  (``layer_signals``);
+* step 6, along fine-tuning (E3): :func:`progress_tables` gives the CKA matrix, block statistics
+  and task metric at each snapshot that fine-tuning saved (``progress``, ``progress_cka``).
 """
 
 from __future__ import annotations
@@ -425,7 +427,7 @@ def baseline_table(
 
 
 # ----------------------------------------------------------------------------
-# Layer dropping: which layers can go (E1, E2)
+# Step 5: layer dropping, which layers can go (E1, E2)
 # ----------------------------------------------------------------------------
 
 
