@@ -104,3 +104,16 @@ def test_scorecard_rows_answer_from_the_tables() -> None:
     row = dropping.scorecard_rows(worse, signals).set_index("claim").loc["E2"]
     assert row["verdict"].startswith(dropping.NO) and row["estimate"] < 0
     assert not math.isnan(row["lower"])
+
+
+def test_only_learned_pairs_count_and_the_others_are_named() -> None:
+    tasks = ("movie_polarity", "movie_rating", "vitaminc")
+    drop = pd.concat([layer_drop_table(task) for task in tasks])
+    signals = pd.concat([signals_table(task) for task in tasks])
+    learned = pd.DataFrame(
+        {"model": "m", "task": list(tasks), "learned": [True, True, math.nan]}
+    )  # NaN (no baselines) is not learned
+    assert set(dropping.only_learned(drop, learned)["task"]) == {"movie_polarity", "movie_rating"}
+    assert dropping.only_learned(drop, None) is drop
+    rows = dropping.scorecard_rows(drop, signals, learned=learned).set_index("claim")
+    assert rows.loc["E1", "evidence"].startswith("2 pairs (not learned, left out: vitaminc)")

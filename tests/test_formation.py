@@ -70,3 +70,15 @@ def test_matrix_strip_labels_snapshots_by_share_of_training_in_order() -> None:
     frame, order = formation.matrix_strip(cells)
     assert order == ["0%", "5%", "25%", "100%"]
     assert set(frame["estimator"]) == {"biased"} and "kind" in frame
+
+
+def test_runs_of_tasks_not_learned_are_left_out_of_the_answer() -> None:
+    table = pd.concat([
+        progress_table(0, [0.0, 0.1, 0.1, 0.1, 0.1], [0.5, 0.6, 0.7, 0.8, 0.9]),
+        progress_table(0, [0.0, 0.0, 0.0, 0.0, 0.1], [0.5, 0.9, 0.9, 0.9, 0.9], task="vitaminc"),
+    ])  # fmt: skip
+    learned = pd.DataFrame({"model": "m", "task": ["movie_polarity", "vitaminc"],
+                            "learned": [True, False]})  # fmt: skip
+    row = formation.scorecard_row(table, learned=learned).iloc[0]
+    assert row["evidence"].startswith("1 of 1 runs")
+    assert row["estimate"] == pytest.approx(0.25 - 1.0)

@@ -29,6 +29,7 @@ __all__ = [
     "IMPORTANCE_SIGN",
     "SIGNAL_LABELS",
     "main_metric_rows",
+    "only_learned",
     "scorecard_rows",
     "signal_loss_correlation",
     "signal_summary",
@@ -65,6 +66,23 @@ def main_metric_rows(table: pd.DataFrame) -> pd.DataFrame:
         lambda metrics: _main_metric(metrics.name, list(dict.fromkeys(metrics)))
     )
     return table[table["metric"] == keep]
+
+
+def only_learned(table: pd.DataFrame, learned: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of (model, task) pairs that fine-tuning learned (``learned`` column of
+    :func:`layersim.claims.learned_table`); all rows when `learned` is None. A task the model did
+    not learn has nothing to lose by dropping layers, so it says nothing about which can go."""
+    if learned is None:
+        return table
+    kept = learned.loc[learned["learned"] == True, ["model", "task"]]  # noqa: E712 (NaN: no)
+    return table.merge(kept, on=["model", "task"])
+
+
+def _left_out(table: pd.DataFrame, learned: pd.DataFrame | None) -> str:
+    if learned is None:
+        return ""
+    gone = sorted(set(table["task"]) - set(only_learned(table, learned)["task"]))
+    return f" (not learned, left out: {', '.join(gone)})" if gone else ""
 
 
 def _depths(layer_drop: pd.DataFrame) -> pd.Series:
@@ -169,6 +187,7 @@ def scorecard_rows(
     layer_drop: pd.DataFrame,
     layer_signals: pd.DataFrame,
     *,
+    learned: pd.DataFrame | None = None,
     tolerance: float = KNEE_TOLERANCE,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -179,8 +198,12 @@ def scorecard_rows(
     over pairs lies above 0. E2: the best signal's mean metric (unchanged head, budgets 1..L-1)
     minus top-k's; "yes" names that signal when the interval lies above 0, "no" says top-k is
     not beaten. The evidence lists each signal's mean, the layers it drops safely and its mean
-    rank correlation with the measured single-layer loss.
+    rank correlation with the measured single-layer loss. With `learned`
+    (:func:`layersim.claims.learned_table`), only the pairs fine-tuning learned count.
     """
+    left_out = _left_out(layer_drop, learned)
+    layer_drop = only_learned(layer_drop, learned)
+    layer_signals = only_learned(layer_signals, learned)
     summary = signal_summary(layer_drop, tolerance=tolerance)
     top = summary[summary["signal"] == "top_k"].pivot_table(
         index=_PAIR, columns="condition", values="mean_value"
@@ -200,8 +223,8 @@ def scorecard_rows(
         float(gap.mean()) if len(gap) else math.nan,
         (low, high),
         YES if low > 0 else NO,
-        f"{len(gap)} pairs; top layers droppable within {tolerance:g}, unchanged / re-fitted: "
-        + ", ".join(knees),
+        f"{len(gap)} pairs{left_out}; top layers droppable within {tolerance:g}, unchanged / "
+        "re-fitted: " + ", ".join(knees),
     )
     e1["statement"] = QUESTIONS["E1"]
 
@@ -224,7 +247,8 @@ def scorecard_rows(
         float(difference.mean()),
         (low, high),
         f"{YES}: {SIGNAL_LABELS[best]}" if low > 0 else f"{NO}: top-k is not beaten",
-        f"mean metric {per_signal}; mean rank correlation with the single-layer loss {ranks}",
+        f"{len(difference)} pairs{left_out}; mean metric {per_signal}; mean rank correlation "
+        f"with the single-layer loss {ranks}",
     )
     e2["statement"] = QUESTIONS["E2"]
     return pd.DataFrame([e1, e2])

@@ -94,11 +94,19 @@ def onset_table(
 
 
 def scorecard_row(
-    progress: pd.DataFrame, *, threshold: float = DEFAULT_EXCESS_THRESHOLD, seed: int = 0
+    progress: pd.DataFrame,
+    *,
+    learned: pd.DataFrame | None = None,
+    threshold: float = DEFAULT_EXCESS_THRESHOLD,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """The scorecard's E3 row: mean ``lead`` over runs whose finished model has the block, with a
     95% bootstrap interval over runs; "before" when the interval lies below 0, "after" above 0,
-    "with" when it contains 0."""
+    "with" when it contains 0. With `learned` (:func:`layersim.claims.learned_table`), only runs
+    of learned (model, task) pairs count: a metric that never moves has no saturation point."""
+    if learned is not None:
+        kept = learned.loc[learned["learned"] == True, ["model", "task"]]  # noqa: E712
+        progress = progress.merge(kept, on=["model", "task"])
     onsets = onset_table(progress, threshold=threshold)
     formed = onsets[onsets["final_blocks"]]
     leads = formed["lead"].to_numpy(float)
