@@ -49,6 +49,8 @@ PAGE_FACTS_JS = """() => ({
   })),
   scorecards: [...document.querySelectorAll('table.layersim-scorecard')].map(
     t => t.querySelectorAll('tbody tr').length),
+  questions: [...document.querySelectorAll('table.layersim-questions')].map(
+    t => t.querySelectorAll('tbody tr').length),
   hrefs: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
 })"""
 
@@ -138,6 +140,7 @@ class Visit:
     offsite_requests: list[str]
     charts: list[dict[str, Any]]
     scorecards: list[int]
+    questions: list[int]
     hrefs: list[str]
 
 
@@ -199,7 +202,7 @@ def visit(browser: Any, base_url: str) -> Callable[[str], Visit]:
 
     @functools.cache
     def load(page_path: str) -> Visit:
-        v = Visit([], [], [], [], [], [])
+        v = Visit([], [], [], [], [], [], [])
         context = browser.new_context(service_workers="block")
 
         def route(route: Any) -> None:
@@ -241,6 +244,7 @@ def visit(browser: Any, base_url: str) -> Callable[[str], Visit]:
         finally:
             context.close()
         v.charts, v.scorecards, v.hrefs = facts["charts"], facts["scorecards"], facts["hrefs"]
+        v.questions = facts["questions"]
         return v
 
     return load
@@ -279,6 +283,12 @@ def test_scorecard_has_one_row_per_claim(visit: Callable[[str], Visit]) -> None:
     assert len(tables) == 1, f"expected one table.layersim-scorecard, found {tables}"
     page, rows = tables[0]
     assert rows == len(claim_ids), f"{page}: {rows} scorecard rows for claims {claim_ids}"
+
+
+def test_questions_table_has_one_row_per_question(visit: Callable[[str], Visit]) -> None:
+    tables = [(p, rows) for p in PAGES for rows in visit(p).questions]
+    assert len(tables) == 1, f"expected one table.layersim-questions, found {tables}"
+    assert tables[0][1] == 3, f"{tables[0][0]}: {tables[0][1]} rows for questions E1-E3"
 
 
 @pytest.mark.parametrize("page", PAGES)
