@@ -47,6 +47,7 @@ __all__ = [
     "REPRODUCED",
     "SCORECARD_COLUMNS",
     "learned_table",
+    "only_learned",
     "pair_table",
     "run_table",
     "scorecard",
@@ -207,6 +208,16 @@ def learned_table(metrics: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFram
             "probe": probe, "margin": margin, "learned": learned,
         })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def only_learned(table: pd.DataFrame, learned: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of (model, task) pairs that fine-tuning learned (``learned`` column of
+    :func:`learned_table`); all rows when `learned` is None. A task the model did not learn has
+    nothing to lose by dropping layers and no metric saturation, so it says nothing there."""
+    if learned is None:
+        return table
+    kept = learned.loc[learned["learned"] == True, ["model", "task"]]  # noqa: E712 (NaN: no)
+    return table.merge(kept, on=["model", "task"])
 
 
 def run_table(

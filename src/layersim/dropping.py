@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .claims import KNEE_TOLERANCE, _main_metric, _mean, _percentile_bootstrap, _row
+from .claims import KNEE_TOLERANCE, _main_metric, _mean, _percentile_bootstrap, _row, only_learned
 from .truncate import truncation_knee
 
 __all__ = [
@@ -66,16 +66,6 @@ def main_metric_rows(table: pd.DataFrame) -> pd.DataFrame:
         lambda metrics: _main_metric(metrics.name, list(dict.fromkeys(metrics)))
     )
     return table[table["metric"] == keep]
-
-
-def only_learned(table: pd.DataFrame, learned: pd.DataFrame | None) -> pd.DataFrame:
-    """The rows of (model, task) pairs that fine-tuning learned (``learned`` column of
-    :func:`layersim.claims.learned_table`); all rows when `learned` is None. A task the model did
-    not learn has nothing to lose by dropping layers, so it says nothing about which can go."""
-    if learned is None:
-        return table
-    kept = learned.loc[learned["learned"] == True, ["model", "task"]]  # noqa: E712 (NaN: no)
-    return table.merge(kept, on=["model", "task"])
 
 
 def _left_out(table: pd.DataFrame, learned: pd.DataFrame | None) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .blocks import DEFAULT_EXCESS_THRESHOLD
-from .claims import _main_metric, _mean, _percentile_bootstrap, _row
+from .claims import _main_metric, _mean, _percentile_bootstrap, _row, only_learned
 
 __all__ = [
     "QUESTION",
@@ -104,9 +104,7 @@ def scorecard_row(
     95% bootstrap interval over runs; "before" when the interval lies below 0, "after" above 0,
     "with" when it contains 0. With `learned` (:func:`layersim.claims.learned_table`), only runs
     of learned (model, task) pairs count: a metric that never moves has no saturation point."""
-    if learned is not None:
-        kept = learned.loc[learned["learned"] == True, ["model", "task"]]  # noqa: E712
-        progress = progress.merge(kept, on=["model", "task"])
+    progress = only_learned(progress, learned)
     onsets = onset_table(progress, threshold=threshold)
     formed = onsets[onsets["final_blocks"]]
     leads = formed["lead"].to_numpy(float)
