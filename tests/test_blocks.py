@@ -322,6 +322,48 @@ def test_bootstrap_replicates_are_resamples_of_rows() -> None:
     assert sum(boot.boundary_counts.values()) == 4
 
 
+def test_half_sampling_draws_distinct_rows_and_rescales_the_spread() -> None:
+    reps = block_reps(0, n=61)
+    seen = []
+
+    def spy(xs):
+        seen.append(np.stack([np.asarray(x) for x in xs]))
+        return linear_cka(xs)
+
+    boot = bootstrap_blocks(reps, n_boot=50, seed=3, cka_fn=spy, resample="half")
+    rng = np.random.default_rng(3)  # the documented draw: 30 distinct rows, sorted
+    for layers in seen[1:]:
+        idx = np.sort(rng.choice(61, 30, replace=False))
+        np.testing.assert_array_equal(layers, reps[:, idx])
+        assert len(set(idx.tolist())) == 30
+    # the subsampling interval, by hand from the replicates: t - c * (upper / lower quantile - t)
+    t, c = boot.estimate.excess, np.sqrt(30 / 61)
+    lo, hi = np.quantile(boot.excess_samples, [0.025, 0.975])
+    assert boot.excess_interval == pytest.approx((t - c * (hi - t), t - c * (lo - t)), abs=1e-12)
+
+
+def test_half_sampling_gives_the_debiased_estimator_a_verdict() -> None:
+    cka = pytest.importorskip("layersim.cka")
+
+    def debiased(xs):
+        return cka.cka_matrix(torch.from_numpy(np.stack(xs)), debiased=True).numpy()
+
+    for seed in range(2):
+        found = bootstrap_blocks(block_reps(seed), n_boot=60, seed=seed, cka_fn=debiased,
+                                 resample="half")  # fmt: skip
+        assert found.estimate.boundary == 3 and has_block_structure(found)
+        smooth = bootstrap_blocks(residual_reps(seed), n_boot=60, seed=seed, cka_fn=debiased,
+                                  resample="half")  # fmt: skip
+        assert not has_block_structure(smooth)
+    # on the biased estimator both schemes measure the same spread (within sampling error)
+    widths = [
+        np.diff(bootstrap_blocks(block_reps(5, n=400), n_boot=200, seed=1, cka_fn=linear_cka,
+                                 resample=scheme).excess_interval)[0]
+        for scheme in ("bootstrap", "half")
+    ]  # fmt: skip
+    assert 0.6 < widths[1] / widths[0] < 1.6
+
+
 def test_bootstrap_accepts_torch_and_lists_of_layers_of_different_widths() -> None:
     reps = block_reps(1, n=80)
     ref = bootstrap_blocks(reps, n_boot=10, cka_fn=linear_cka)
@@ -399,6 +441,10 @@ def test_bad_bootstrap_inputs_raise() -> None:
         bootstrap_blocks(reps, level=1.0, cka_fn=linear_cka)
     with pytest.raises(ValueError, match="debiased"):
         bootstrap_blocks(reps, debiased=True, cka_fn=linear_cka)
+    with pytest.raises(ValueError, match="resample must be one of"):
+        bootstrap_blocks(reps, resample="jackknife", cka_fn=linear_cka)
+    with pytest.raises(ValueError, match="half-sampling 8"):
+        bootstrap_blocks(reps[:, :7], resample="half", cka_fn=linear_cka)
     with pytest.raises(ValueError, match="every layer"):
         bootstrap_blocks(reps, cka_fn=lambda xs: linear_cka(xs[:4]))
     with pytest.raises(ValueError, match="returned by cka_fn"):

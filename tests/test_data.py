@@ -58,8 +58,9 @@ def _movie_lines(rows: list[tuple[float, str]]) -> bytes:
     return "".join(f"{i}\t{r}\t{t}\r\n" for i, (r, t) in enumerate(rows, 1)).encode()
 
 
-def _vader_sdist(movie_text: bytes) -> bytes:
-    inner = _tar_gz({f"hutto_ICWSM_2014/{MOVIES.split('/')[1]}": movie_text})
+def _vader_sdist(movie_text: bytes, others: dict[str, bytes] | None = None) -> bytes:
+    files = {MOVIES.split("/")[1]: movie_text, **(others or {})}
+    inner = _tar_gz({f"hutto_ICWSM_2014/{name}": text for name, text in files.items()})
     member = f"{VADER_ROOT}/additional_resources/hutto_ICWSM_2014.tar.gz"
     return _sdist(VADER_ROOT, "vaderSentiment", "3.3.2", {member: inner})
 
@@ -119,6 +120,28 @@ def test_fetch_downloads_checks_and_splits(registry, monkeypatch):
     assert data.fetch(["movie_polarity", "movie_rating"]) == folders
     assert data.status()["movie_polarity"]["sizes"] == polarity["sizes"]
     assert data.status()["vitaminc"] is None
+
+
+def test_other_domains_get_polarity_labels_from_their_own_files(registry, monkeypatch):
+    stems = {"tweet_polarity": "tweets", "amazon_polarity": "amazonReviewSnippets",
+             "nyt_polarity": "nytEditorialSnippets"}  # fmt: skip
+    others = {
+        f"{stem}_GroundTruth.txt": _movie_lines(
+            [(-2.0, f"{stem} bad"), (0.1, f"{stem} neutral")]
+            + [(1.5, f"{stem} good number {i}") for i in range(60)]
+        )
+        for stem in stems.values()
+    }
+    _publish(registry, monkeypatch, "vadersentiment",
+             _vader_sdist(_movie_lines(MOVIE_ROWS), others))  # fmt: skip
+    data.fetch(list(stems))
+    for task, stem in stems.items():
+        assert tasks.get_task(task).name in tasks.DOMAIN_TASKS
+        rows = {r["sentence"]: r["label"] for s in data.SPLITS for r in tasks.load(task, s)}
+        # each domain reads its own file; the near-neutral sentence is dropped as for the movies
+        assert len(rows) == 61 and f"{stem} neutral" not in rows
+        assert rows[f"{stem} bad"] == 0 and rows[f"{stem} good number 3"] == 1
+    assert data.status()["movie_polarity"] is None  # only what was asked for
 
 
 def test_splits_are_stable_when_rows_are_added_or_reordered():

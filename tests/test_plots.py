@@ -206,3 +206,24 @@ def test_progress_curves_put_excess_and_metric_in_their_own_rows() -> None:
     assert set(chart.data["quantity"]) == {"block excess", "metric"}
     assert chart.data.loc[chart.data["quantity"] == "metric", "threshold"].isna().all()
     assert len(chart.to_dict()["spec"]["layer"]) == 4  # interval bars, line, points, threshold
+
+
+def test_robustness_curves_colour_pooling_and_dash_the_estimator() -> None:
+    rows = [
+        {"preset": "demo", "model": "m", "task": "t", "seed": seed, "inputs": inputs,
+         "pooling": pooling, "estimator": estimator, "n": n, "excess": 0.1, "lower": 0.0,
+         "upper": 0.2, "boundary": 3}
+        for seed in (0, 1)
+        for inputs in ("validation", "tweet_polarity")
+        for pooling in ("cls", "mean")
+        for estimator in ("biased", "debiased")
+        for n in (100, 500)
+    ]  # fmt: skip
+    chart = plots.robustness_curves(pd.DataFrame(rows), threshold=0.05)
+    line = chart.to_dict()["spec"]["layer"][1]["encoding"]
+    assert line["color"]["field"] == "pooling" and line["strokeDash"]["field"] == "estimator"
+    assert line["x"]["scale"]["type"] == "log"
+    by_inputs = plots.robustness_curves(pd.DataFrame(rows), x="inputs").to_dict()["spec"]
+    assert by_inputs["layer"][1]["encoding"]["x"]["sort"][0] == "validation"  # own inputs first
+    with pytest.raises(ValueError, match="x must be"):
+        plots.robustness_curves(pd.DataFrame(rows), x="seed")

@@ -268,7 +268,9 @@ def test_an_empty_interval_is_written_as_empty_cells_and_read_back_as_nan(tmp_pa
     assert frame.loc[("finetuned", "permutation_p"), ["lower", "upper"]].isna().all()
     assert frame.loc[("finetuned", "excess"), "lower"] == 0.2
     assert frame["lower"].dtype == np.float64
-    assert INTERVAL_COLUMNS == {"blocks": ("lower", "upper"), "progress": ("lower", "upper")}
+    assert INTERVAL_COLUMNS == {
+        name: ("lower", "upper") for name in ("blocks", "progress", "robustness")
+    }
 
 
 def test_rewriting_a_table_replaces_it(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from transformers import AutoTokenizer
 
 from layersim import synthetic, tasks
 from layersim.tasks import (
+    DOMAIN_TASKS,
     KINDS,
     PAPER_TASKS,
     REAL_TASKS,
@@ -58,7 +59,10 @@ def test_registry_has_the_paper_the_real_and_the_synthetic_tasks() -> None:
     assert all(
         get_task(name).is_packaged and not get_task(name).is_synthetic for name in REAL_TASKS
     )
-    assert set(PAPER_TASKS) | set(SYNTHETIC_TASKS) | set(REAL_TASKS) == set(TASKS)
+    assert set(DOMAIN_TASKS) == {"tweet_polarity", "amazon_polarity", "nyt_polarity"}
+    assert set(PAPER_TASKS) | set(SYNTHETIC_TASKS) | set(REAL_TASKS) | set(DOMAIN_TASKS) == set(
+        TASKS
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -77,7 +81,7 @@ def test_task_fields_are_sane(name: str) -> None:
         assert task.choices_field and task.num_labels >= 2
     if name in PAPER_TASKS:
         assert task.hub_path and task.train_size and task.source.startswith("https://")
-    elif name in REAL_TASKS:
+    elif name in REAL_TASKS + DOMAIN_TASKS:
         assert task.hub_path is None and task.package and not task.is_synthetic
     else:
         assert task.hub_path is None and task.is_synthetic

@@ -55,6 +55,8 @@ _SYMMETRY_ATOL = 1e-6
 
 Statistic = Literal["excess", "contrast"]
 _STATISTICS = ("excess", "contrast")
+Resample = Literal["bootstrap", "half"]
+_RESAMPLES = ("bootstrap", "half")
 MatrixLike = Any  # numpy array, torch tensor or nested sequence of numbers
 CkaFn = Callable[[Any], Any]
 
@@ -599,6 +601,7 @@ def bootstrap_blocks(
     level: float = 0.95,
     by: Statistic = "excess",
     min_block_size: int | None = None,
+    resample: Resample = "bootstrap",
 ) -> BlockBootstrap:
     """Bootstrap over examples: how sure is the block structure of one model's CKA matrix?
 
@@ -626,8 +629,9 @@ def bootstrap_blocks(
     debiased
         Passed to the default `cka_fn`. Keep ``False``: a bootstrap sample repeats rows, and the
         debiased (unbiased-HSIC) estimator assumes distinct examples, so duplicates bias it
-        upwards (a repeated row counts as a perfectly matching pair of examples). The biased
-        estimator treats a repeated row as a weight and is unaffected.
+        upwards (a repeated row counts as a perfectly matching pair of examples), or resample
+        with ``resample="half"``, which never repeats a row. The biased estimator treats a
+        repeated row as a weight and is unaffected.
     cka_fn
         Function from `reps` (same container type, resampled) to an ``(L, L)`` CKA matrix
         (tensor or array). Default: ``layersim.cka.cka_matrix`` with the given `debiased`. To use
@@ -636,6 +640,14 @@ def bootstrap_blocks(
         Coverage of the percentile intervals, in (0, 1).
     by, min_block_size
         As for :func:`best_split`.
+    resample
+        ``"bootstrap"``: ``n`` rows with replacement, percentile intervals (above).
+        ``"half"``: half-sampling for estimators that need distinct examples (the debiased
+        one): each replicate takes ``n // 2`` distinct rows, and the interval rescales the
+        replicates' deviations from the full-data value by ``sqrt((n // 2) / n)``
+        (subsampling, Politis & Romano 1994: ``[t - c q_hi, t - c q_lo]`` for the value ``t``,
+        the quantiles ``q`` of ``t_half - t`` and ``c = sqrt((n // 2) / n)``), since a
+        statistic of half the rows spreads ``sqrt(2)`` times wider.
 
     Returns
     -------
@@ -650,11 +662,15 @@ def bootstrap_blocks(
     """
     _check_by(by)
     _check_count(n_boot, "n_boot", 2)
+    if resample not in _RESAMPLES:
+        raise ValueError(f"resample must be one of {_RESAMPLES}; got {resample!r}")
     if not (isinstance(level, numbers.Real) and 0 < level < 1):
         raise ValueError(f"level must be a coverage strictly between 0 and 1; got {level!r}")
     n_layers, n = _rows_of(reps)
-    if n < 4:
-        raise ValueError(f"reps has {n} examples; a bootstrap needs at least 4 (use hundreds)")
+    if n < (8 if resample == "half" else 4):
+        raise ValueError(
+            f"reps has {n} examples; a bootstrap needs at least 4, half-sampling 8 (use hundreds)"
+        )
     if cka_fn is None:
         from layersim.cka import cka_matrix  # imported here: blocks is a leaf of pure functions
 
@@ -683,7 +699,13 @@ def bootstrap_blocks(
     fixed_row = estimate.boundary - int(boundaries[0])
 
     rng = np.random.default_rng(seed)
-    stack = np.stack([matrix_of(_take(reps, rng.integers(0, n, size=n))) for _ in range(n_boot)])
+
+    def rows_drawn() -> np.ndarray:
+        if resample == "half":
+            return np.sort(rng.choice(n, n // 2, replace=False))
+        return rng.integers(0, n, size=n)
+
+    stack = np.stack([matrix_of(_take(reps, rows_drawn())) for _ in range(n_boot)])
     st = _all_splits(stack, mb)
     rows, _ = st.best_rows(by)
     excess_samples = st.excess[:, fixed_row]
@@ -691,8 +713,16 @@ def bootstrap_blocks(
     boundary_samples = boundaries[rows]
 
     q = [(1 - level) / 2, (1 + level) / 2]
-    lo_e, hi_e = np.quantile(excess_samples, q)
-    lo_c, hi_c = np.quantile(contrast_samples, q)
+
+    def interval(samples: np.ndarray, value: float) -> tuple[float, float]:
+        lo, hi = np.quantile(samples, q)
+        if resample == "bootstrap":
+            return float(lo), float(hi)
+        scale = math.sqrt((n // 2) / n)
+        return value - scale * (hi - value), value - scale * (lo - value)
+
+    lo_e, hi_e = interval(excess_samples, estimate.excess)
+    lo_c, hi_c = interval(contrast_samples, estimate.contrast)
     counts = {int(b): int(np.sum(boundary_samples == b)) for b in boundaries}
     return BlockBootstrap(
         estimate=estimate,

@@ -299,6 +299,24 @@ BUILDS: dict[str, Build] = {
         "CommonsenseQA (multiple choice)",
         _BIGBENCH_LICENCE.format("Sap et al. 2019"),
     ),
+    **{
+        task: Build(
+            "vadersentiment",
+            f"{_VADER_ROOT}!hutto_ICWSM_2014/{stem}_GroundTruth.txt",
+            parse_polarity,
+            # Not trained on: inputs from other domains for the movie models (the robustness
+            # step); a larger validation share gives it about 500 sentences of each.
+            (0.6, 0.2, 0.2),
+            f"{what}; sentences within {POLARITY_MARGIN} of a neutral mean rating dropped",
+            "none: inputs from another domain for the movie-review models",
+            _VADER_LICENCE,
+        )
+        for task, stem, what in (
+            ("tweet_polarity", "tweets", "tweets"),
+            ("amazon_polarity", "amazonReviewSnippets", "Amazon product review snippets"),
+            ("nyt_polarity", "nytEditorialSnippets", "New York Times editorial snippets"),
+        )
+    },
 }
 
 

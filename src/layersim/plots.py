@@ -36,6 +36,7 @@ __all__ = [
     "enable_offline_renderer",
     "offline_html",
     "progress_curves",
+    "robustness_curves",
     "signal_choices",
     "truncation_curves",
     "write_javascript_bundle",
@@ -458,6 +459,72 @@ def progress_curves(frame: pd.DataFrame, *, threshold: float | None = None) -> a
         .properties(width=200, height=120)
         .facet(row=alt.Row("quantity:N", title=None), column=alt.Column("panel:N", title=None))
         .resolve_scale(y="independent")
+    )
+
+
+def robustness_curves(
+    verdicts: pd.DataFrame, *, threshold: float | None = None, x: str = "n"
+) -> alt.FacetChart:
+    """Block excess under each (pooling, estimator), one panel per (model, task): against the
+    number of inputs (``x="n"``, log scale) or against the set of inputs (``x="inputs"``).
+
+    Parameters
+    ----------
+    verdicts
+        :func:`layersim.robustness.verdict_table`, restricted to the rows to show (e.g. the own
+        validation inputs for ``x="n"``, one ``n`` per set of inputs for ``x="inputs"``).
+    threshold
+        Optional excess threshold of the block verdict, drawn as a dashed rule.
+    x
+        ``"n"`` or ``"inputs"``.
+
+    Returns
+    -------
+    altair.FacetChart
+        Colour: pooling; dash and shape: estimator. Mean over seeds as a line, each seed as a
+        point with its interval as a bar.
+    """
+    _require(verdicts, [*_RUN, "seed", "inputs", "pooling", "estimator", "n", "excess", "lower",
+                        "upper", "boundary"], "robustness_curves")  # fmt: skip
+    if x not in ("n", "inputs"):
+        raise ValueError(f"x must be 'n' or 'inputs'; got {x!r}")
+    frame = verdicts.copy()
+    frame["panel"] = frame["model"] + " · " + frame["task"]
+    frame["choice"] = frame["pooling"] + " · " + frame["estimator"]
+    frame["seed"] = frame["seed"].astype(str)
+    axis = (
+        alt.X("n:Q", title="inputs compared", scale=alt.Scale(type="log"))
+        if x == "n"
+        else alt.X("inputs:N", title=None, sort=sorted(frame["inputs"].unique(),
+                                                    key=lambda v: (v != "validation", v)))
+    )  # fmt: skip
+    color = alt.Color("pooling:N", title="pooling")
+    dash = alt.StrokeDash("estimator:N", title="estimator")
+    tooltip = [alt.Tooltip("task:N"), alt.Tooltip("inputs:N"), alt.Tooltip("pooling:N"),
+               alt.Tooltip("estimator:N"), alt.Tooltip("n:Q")]  # fmt: skip
+    line = alt.Chart().mark_line().encode(
+        x=axis, y=alt.Y("mean(excess):Q", title="block excess"), color=color, strokeDash=dash,
+        detail="choice:N",
+        tooltip=[*tooltip, alt.Tooltip("mean(excess):Q", title="mean", format=".4f")],
+    )  # fmt: skip
+    points = alt.Chart().mark_point(opacity=0.5).encode(
+        x=axis, y="excess:Q", color=color, shape=alt.Shape("estimator:N"),
+        tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("excess:Q", format=".4f"),
+                 alt.Tooltip("lower:Q", format=".4f"), alt.Tooltip("upper:Q", format=".4f"),
+                 alt.Tooltip("boundary:Q", title="boundary")],
+    )  # fmt: skip
+    bars = (
+        alt.Chart().mark_rule(opacity=0.25).encode(x=axis, y="lower:Q", y2="upper:Q", color=color)
+    )
+    layers: list[alt.Chart] = [bars, line, points]
+    if threshold is not None:
+        frame["threshold"] = float(threshold)
+        layers.append(alt.Chart().mark_rule(strokeDash=[5, 3], color="firebrick")
+                      .encode(y="threshold:Q"))  # fmt: skip
+    return (
+        alt.layer(*layers, data=frame)
+        .properties(width=200, height=150)
+        .facet(facet=alt.Facet("panel:N", title=None), columns=3)
     )
 
 

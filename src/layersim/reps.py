@@ -19,7 +19,13 @@ from tqdm.auto import tqdm
 
 from layersim import cka
 
-__all__ = ["POOLINGS", "layer_representations", "pool_hidden_states", "stream_cka"]
+__all__ = [
+    "POOLINGS",
+    "layer_representations",
+    "pool_hidden_states",
+    "real_token_mask",
+    "stream_cka",
+]
 
 Pooling = Literal["cls", "first", "mean", "last", "tokens"]
 POOLINGS: tuple[str, ...] = ("cls", "first", "mean", "last", "tokens")
@@ -105,6 +111,14 @@ def pool_hidden_states(
             f"{tuple(mask.shape)} (rows, seq): pass the batch they were computed from"
         )
     return _pool(hidden, mask, special, pooling)
+
+
+def real_token_mask(batch: Mapping[str, Tensor], special_token_ids: Iterable[int]) -> Tensor:
+    """``(rows, seq)`` boolean mask of the tokens ``"tokens"`` pooling keeps: not padding and not
+    special (multiple choice: one row per (example, choice))."""
+    special_ids = torch.tensor(sorted(set(special_token_ids)))
+    mask, special = _masks(batch, "tokens", special_ids)
+    return mask & ~special
 
 
 def stream_cka(

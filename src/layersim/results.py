@@ -133,6 +133,28 @@ TABLES: dict[str, dict[str, str]] = {
         "layer_b": "int",
         "cka": "float",
     },
+    # How robust the block verdict is (layersim.steps.robustness_tables): block statistics of the
+    # fine-tuned model under each choice of inputs, pooling, estimator and number of inputs ...
+    "robustness": {
+        **_KEY_COLUMNS,
+        "inputs": "str",
+        "pooling": "str",
+        "estimator": "str",
+        "n": "int",
+        "statistic": "str",
+        "value": "float",
+        "lower": "float",
+        "upper": "float",
+        "boundary": "int",
+    },
+    # ... and the task head's metrics on those inputs.
+    "robustness_metrics": {
+        **_KEY_COLUMNS,
+        "inputs": "str",
+        "n": "int",
+        "metric": "str",
+        "value": "float",
+    },
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
@@ -141,6 +163,7 @@ TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 INTERVAL_COLUMNS: dict[str, tuple[str, str]] = {
     "blocks": ("lower", "upper"),
     "progress": ("lower", "upper"),
+    "robustness": ("lower", "upper"),
 }
 
 #: Columns that identify a row within one run: no two rows may share them.
@@ -154,6 +177,8 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
     "layer_signals": ("layer", "signal"),
     "progress": ("step", "statistic"),
     "progress_cka": ("step", "layer_a", "layer_b"),
+    "robustness": ("inputs", "pooling", "estimator", "n", "statistic"),
+    "robustness_metrics": ("inputs", "metric"),
 }
 
 #: Allowed values of the ``kind`` column of the ``cka`` table.
@@ -168,6 +193,7 @@ STEP_TABLES: dict[str, tuple[str, ...]] = {
     "baselines": ("baselines",),
     "layer_drop": ("layer_drop", "layer_signals"),
     "progress": ("progress", "progress_cka"),
+    "robustness": ("robustness", "robustness_metrics"),
 }
 #: The step that writes each table (the provenance step :func:`write_table` records by default).
 STEP_OF_TABLE: dict[str, str] = {t: step for step, tables in STEP_TABLES.items() for t in tables}

@@ -18,7 +18,10 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
   re-fitted head (the ``layer_drop`` table), next to each signal's score per layer
   (``layer_signals``);
 * step 6, along fine-tuning (E3): :func:`progress_tables` gives the CKA matrix, block statistics
-  and task metric at each snapshot that fine-tuning saved (``progress``, ``progress_cka``).
+  and task metric at each snapshot that fine-tuning saved (``progress``, ``progress_cka``);
+* step 7, robustness (E4): :func:`robustness_tables` gives the block statistics of the fine-tuned
+  model under other numbers of inputs, estimators, poolings and input domains (``robustness``),
+  and its metrics on those inputs (``robustness_metrics``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from layersim import (
     probe,
     redundancy,
     reps,
+    robustness,
     tasks,
     truncate,
 )
@@ -686,3 +690,76 @@ def progress_tables(
             for j, b in enumerate(layers)
         ]
     return {"progress": pd.DataFrame(statistics), "progress_cka": pd.DataFrame(matrices)}
+
+
+# ----------------------------------------------------------------------------
+# Step 7: robustness of the block verdict (E4)
+# ----------------------------------------------------------------------------
+
+
+def robustness_tables(
+    key: RunKey,
+    model: Any,
+    tokenizer: Any,
+    task: str | tasks.Task,
+    *,
+    preset: str | presets.Preset | None = None,
+    sizes: Sequence[int] = robustness.SIZES,
+    domains: Sequence[str] | None = None,
+    domain_examples: int = 500,
+    n_boot: int = 50,
+    data_dir: str | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """The fine-tuned model's block statistics under every choice of :mod:`layersim.robustness`.
+
+    One forward pass per set of inputs: the run's own validation inputs (up to ``max(sizes)``,
+    the same seeded subset as the similarity step's, read at every size of
+    :func:`layersim.robustness.sizes_for`), and for each of `domains` (default:
+    :data:`layersim.robustness.OTHER_DOMAINS` of the task) up to `domain_examples` validation
+    inputs of that task, read at their full number with the paper's pooling. The own inputs are
+    pooled three ways; every set is compared with both estimators
+    (:func:`layersim.robustness.choice_rows`).
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``robustness``: one row per (inputs, pooling, estimator, n, statistic): the key columns,
+        ``inputs`` (``validation`` or a domain task), ``pooling``, ``estimator``, ``n``,
+        ``statistic`` (``excess``, ``contrast``), ``value``, ``lower``, ``upper``, ``boundary``.
+        ``robustness_metrics``: the task head's metrics on each set of inputs whose labels are of
+        the task's kind (the rows it was pooled from): ``inputs``, ``n``, ``metric``, ``value``.
+    """
+    task = tasks.get_task(task)
+    spec = presets.get_preset(preset, task.name)
+    domains = robustness.OTHER_DOMAINS.get(task.name, ()) if domains is None else domains
+    sources = {"validation": (task, max(sizes))}
+    sources |= {name: (tasks.get_task(name), domain_examples) for name in domains}
+    found, scores = [], []
+    for name, (source, limit) in tqdm(sources.items(), desc="inputs", disable=not progress):
+        raw = tasks.load(source, "validation", limit=limit, data_dir=data_dir, seed=key.seed)
+        encoded = tasks.encode(source, tokenizer, raw, max_length=spec.max_length)
+        cache = layer_cache.cached_hidden_states(
+            model, tokenizer, source, encoded, batch_size=batch_size, with_outputs=True
+        )
+        states = robustness.pooled_states([(b, h) for b, (h, _) in cache],
+                                          tokenizer.all_special_ids, seed=key.seed)  # fmt: skip
+        rows = states["cls"][1].shape[1]
+        if name == "validation":
+            here = robustness.sizes_for(rows, sizes)
+        else:  # another domain: the paper's pooling only, at its full number (cost)
+            here, states = [rows], {"cls": states["cls"]}
+        found += [
+            {**key.as_dict(), "inputs": name, **row}
+            for row in robustness.choice_rows(states, sizes=here, n_boot=n_boot, seed=key.seed)
+        ]
+        if (source.kind, source.num_labels) == (task.kind, task.num_labels):
+            logits = np.concatenate([out for _, (_, out) in cache])
+            labels = np.concatenate([b["labels"].numpy() for b, _ in cache])
+            scores += [
+                {**key.as_dict(), "inputs": name, "n": len(labels), "metric": metric,
+                 "value": float(value)}
+                for metric, value in tasks.compute_metrics(source, logits, labels).items()
+            ]  # fmt: skip
+    return {"robustness": pd.DataFrame(found), "robustness_metrics": pd.DataFrame(scores)}

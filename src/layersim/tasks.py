@@ -3,8 +3,10 @@
 * :func:`get_task` / :data:`TASKS`: name → :class:`Task` (hub id, text fields, label field, kind,
   metric). The twelve :data:`PAPER_TASKS` come from the Hugging Face Hub; the five
   :data:`REAL_TASKS` are real English text that registry packages carry (:mod:`layersim.data`
-  fetches them); the four :data:`SYNTHETIC_TASKS` are generated offline
-  (:mod:`layersim.synthetic`) and mirror GLUE's task families.
+  fetches them), the three :data:`DOMAIN_TASKS` polarity labels as for ``movie_polarity`` on
+  tweets, Amazon and NYT snippets (inputs from other domains, not fine-tuned on); the four
+  :data:`SYNTHETIC_TASKS` are generated offline (:mod:`layersim.synthetic`) and mirror GLUE's
+  task families.
 * :func:`load`: a split as a :class:`datasets.Dataset` in the hub schema, from the hub, from local
   files (``data_dir``), or from the synthetic generator.
 * :func:`encode` and :func:`collator`: model inputs (no padding; the collator pads each batch).
@@ -40,6 +42,7 @@ from sklearn.metrics import f1_score, matthews_corrcoef
 from layersim.synthetic import SYNTHETIC_SIZES, generate_synthetic
 
 __all__ = [
+    "DOMAIN_TASKS",
     "KINDS",
     "PAPER_TASKS",
     "REAL_TASKS",
@@ -219,10 +222,22 @@ _REAL: tuple[Task, ...] = (
          choices_field="choices", source=_BIGBENCH.format("social_iqa"), package="bigbench"),
 )  # fmt: skip
 
-TASKS: dict[str, Task] = {task.name: task for task in _PAPER + _SYNTH + _REAL}
+# The same polarity labels on sentences from other domains (tweets, Amazon and NYT snippets that
+# ship with the movie data): inputs for the movie models' robustness check, not fine-tuned on.
+_VADER_DOMAIN = "vadersentiment==3.3.2 (Hutto & Gilbert 2014; {})"
+_DOMAINS: tuple[Task, ...] = tuple(
+    Task(name, None, None, ("sentence",), "label", "classification", 2, "accuracy",
+         metrics=("accuracy", "f1"), label_names=("negative", "positive"),
+         source=_VADER_DOMAIN.format(what), package="vadersentiment")
+    for name, what in (("tweet_polarity", "tweets"), ("amazon_polarity", "Amazon snippets"),
+                       ("nyt_polarity", "NYT editorial snippets"))
+)  # fmt: skip
+
+TASKS: dict[str, Task] = {task.name: task for task in _PAPER + _SYNTH + _REAL + _DOMAINS}
 PAPER_TASKS: tuple[str, ...] = tuple(task.name for task in _PAPER)
 SYNTHETIC_TASKS: tuple[str, ...] = tuple(task.name for task in _SYNTH)
 REAL_TASKS: tuple[str, ...] = tuple(task.name for task in _REAL)
+DOMAIN_TASKS: tuple[str, ...] = tuple(task.name for task in _DOMAINS)
 
 
 def get_task(name: str | Task) -> Task:
