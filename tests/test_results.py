@@ -147,6 +147,25 @@ def progress_cka_rows(key: RunKey) -> pd.DataFrame:
     )  # fmt: skip
 
 
+def robustness_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {**key.as_dict(), "inputs": "validation", "pooling": pooling, "estimator": "biased",
+             "n": n, "statistic": "excess", "value": 0.2, "lower": 0.1, "upper": 0.3,
+             "boundary": 3}
+            for pooling in ("cls", "mean")
+            for n in (100, 500)
+        ]
+    )  # fmt: skip
+
+
+def robustness_metrics_rows(key: RunKey) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{**key.as_dict(), "inputs": inputs, "n": 500, "metric": "accuracy", "value": 0.8}
+         for inputs in ("validation", "tweet_polarity")]
+    )  # fmt: skip
+
+
 ROWS = {
     "cka": cka_rows,
     "truncation": truncation_rows,
@@ -157,6 +176,8 @@ ROWS = {
     "layer_signals": layer_signals_rows,
     "progress": progress_rows,
     "progress_cka": progress_cka_rows,
+    "robustness": robustness_rows,
+    "robustness_metrics": robustness_metrics_rows,
 }
 
 
@@ -476,6 +497,8 @@ def test_successful_writes_leave_no_temp_files(tmp_path: Path) -> None:
         "progress.csv",
         "progress_cka.csv",
         "provenance.json",
+        "robustness.csv",
+        "robustness_metrics.csv",
         "truncation.csv",
     ]
 
@@ -630,7 +653,8 @@ def test_one_map_from_steps_to_tables() -> None:
                              "truncation": "truncation", "baselines": "baselines",
                              "layer_drop": "layer_drop",
                              "layer_signals": "layer_drop", "progress": "progress",
-                             "progress_cka": "progress"}  # fmt: skip
+                             "progress_cka": "progress", "robustness": "robustness",
+                             "robustness_metrics": "robustness"}  # fmt: skip
     with pytest.raises(ValueError, match="known: metrics, cka, blocks, truncation, baselines"):
         book.produced_by("weights", pd.DataFrame())
 
@@ -647,4 +671,5 @@ def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> N
         "baselines": {"table": "baselines"},
         "layer_drop": {"table": "layer_signals"},  # layer_drop, then layer_signals
         "progress": {"table": "progress_cka"},
+        "robustness": {"table": "robustness_metrics"},
     }
