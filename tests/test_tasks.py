@@ -31,6 +31,7 @@ from layersim.tasks import (
     generate_synthetic,
     get_task,
     load,
+    sort_by_length,
 )
 
 
@@ -264,6 +265,28 @@ def test_local_glue_superglue_and_csqa_files_load_and_encode(tmp_path, tokenizer
     batch = collator("commonsense_qa", tokenizer)([mc[0], mc[1]])
     assert batch["input_ids"].shape[:2] == (2, 5)
     assert batch["labels"].tolist() == [1, 0]
+
+
+def test_sort_by_length_keeps_every_row_and_orders_by_tokens(tmp_path, tokenizer) -> None:
+    import datasets
+
+    sentences = ["A much longer sentence than the others, with many words.", "Short.", "Mid one."]
+    encoded = encode(
+        "sst2", tokenizer,
+        datasets.Dataset.from_dict({"sentence": sentences, "label": [0, 1, 0], "idx": [0, 1, 2]}),
+        max_length=32,
+    )  # fmt: skip
+    ordered = sort_by_length(encoded)
+    lengths = [len(ids) for ids in ordered["input_ids"]]
+    assert lengths == sorted(lengths)
+    assert sorted(map(tuple, ordered["input_ids"])) == sorted(map(tuple, encoded["input_ids"]))
+    assert ordered["labels"] == [1, 0, 0]  # each label travels with its row
+
+    _write_jsonl(tmp_path / "commonsense_qa" / "validation.jsonl", _csqa_rows())
+    mc = encode("commonsense_qa", tokenizer, load("commonsense_qa", "validation",
+                                                  data_dir=tmp_path), max_length=24)  # fmt: skip
+    longest = [max(map(len, choices)) for choices in sort_by_length(mc)["input_ids"]]
+    assert longest == sorted(longest)  # multiple choice: by the longest choice
 
 
 def test_stsb_labels_are_floats_and_mnli_validation_is_matched(tmp_path, tokenizer) -> None:
