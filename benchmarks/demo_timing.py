@@ -51,6 +51,14 @@ def main() -> None:
         print("each step's time over fine-tuning's: " + ", ".join(
             f"{name} {per_step[name] / finetune:.2f}" for name in names[1:] if name in per_step
         ))  # fmt: skip
+    for model in sorted({key.model for key in results.find_runs(root)}):  # once per grid
+        grid = results.read_grid_provenance(args.results, args.preset, model).get("steps", {})
+        for name, step in grid.items():
+            seconds = float(step.get("seconds", 0.0))
+            share = f", {seconds / finetune:.3f} of all fine-tuning" if finetune else ""
+            print(f"grid step {name} ({model}, once after all runs): {seconds:.0f} s{share}")
+            devices.add(step.get("device", "?"))
+            commits.add(str(step.get("git_commit", "?"))[:7])
     print(f"devices: {', '.join(sorted(devices))}; commits: {', '.join(sorted(commits))}")
 
 

@@ -49,8 +49,8 @@ seed = 0
 results_dir = "../results"
 work_dir = "../runs"
 device = "auto"
-refit_examples = 200  # training examples the re-fitted heads learn from
-drop_eval_limit = 300  # validation examples every pruned model is scored on
+refit_examples = 100  # training examples the re-fitted heads learn from
+drop_eval_limit = 150  # validation examples every pruned model is scored on
 batch_size = 64
 
 # %%

@@ -45,7 +45,7 @@ seed = 0
 results_dir = "../results"
 work_dir = "../runs"
 device = "auto"
-progress_examples = 400  # validation examples for the matrices and the metric at each snapshot
+progress_examples = 300  # validation examples for the matrices and the metric at each snapshot
 n_boot = 200
 batch_size = 64
 

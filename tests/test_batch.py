@@ -23,7 +23,7 @@ TASK = "synth_sentiment"
 # Small sizes so that a notebook runs in seconds on two cores.
 PARAMS = ["--param", "n_boot=20", "--param", "examples=120", "--param", "eval_limit=120",
           "--param", "refit_examples=60", "--param", "drop_eval_limit=60",
-          "--param", "progress_examples=60"]  # fmt: skip
+          "--param", "progress_examples=60", "--param", "shared_per_task=30"]  # fmt: skip
 
 
 def _cli(*args: str, results_dir: Path, work_dir: Path, **kwargs) -> subprocess.CompletedProcess:
@@ -94,6 +94,40 @@ def test_a_checkout_without_models_fine_tunes_again_for_a_missing_step(finished,
     assert results.is_complete(results_dir, key, tables=batch.RUN_TABLES)
 
 
+def test_the_grid_step_compares_the_runs_once_all_of_them_are_done(finished, tmp_path) -> None:
+    """A checkout whose runs of one grid (tiny-bert on every tiny task) all have their tables but
+    not their models: the batch trains the missing models, then the across step compares them;
+    a second call does nothing. (The other tasks' tables are the finished run's, relabelled:
+    here they only mark the runs as done.)"""
+    source_results, source_work, _ = finished
+    results_dir, work_dir = tmp_path / "results", tmp_path / "runs"
+    shutil.copytree(source_results, results_dir)
+    shutil.copytree(source_work, work_dir)
+    grid = batch.grid_runs("tiny", MODELS[0])
+    done = results.RunKey("tiny", MODELS[0], TASK, 0)
+    assert len(grid) == len(presets.get_preset("tiny").tasks) >= 2 and done in grid
+    for key in grid:
+        for table in batch.RUN_TABLES:
+            frame = results.read_table(results_dir, done, table).assign(task=key.task)
+            results.write_table(results_dir, key, table, frame)
+    args = ["run", "--preset", "tiny", "--models", MODELS[0]]
+    proc = _cli(*args, results_dir=results_dir, work_dir=work_dir, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"0 run(s) done, {len(grid)} already complete, 0 failed" in proc.stdout
+    assert f"grid step across done for tiny {MODELS[0]}" in proc.stdout
+    assert all((key.run_dir(work_dir) / "model" / "metrics.json").is_file() for key in grid)
+    table = results.read_grid_table(results_dir, "tiny", MODELS[0], "across")
+    assert set(table["comparison"]) == {"tasks", "pretrained"}  # one seed: no seed pairs
+    pairs = len(grid) * (len(grid) - 1) // 2 + len(grid)  # every two tasks, each with pretrained
+    assert table[["run_a", "run_b"]].drop_duplicates().shape[0] == pairs
+    record = results.read_grid_provenance(results_dir, "tiny", MODELS[0])["steps"]["across"]
+    assert len(record["parameters"]["runs"]) == len(grid)
+    assert (results.grid_dir(work_dir, "tiny", MODELS[0]) / "across.ipynb").is_file()
+    again = _cli(*args, results_dir=results_dir, work_dir=work_dir, timeout=300)
+    assert f"0 run(s) done, {len(grid)} already complete" in again.stdout
+    assert "grid step" not in again.stdout
+
+
 def test_second_run_is_a_no_op(finished) -> None:
     results_dir, work_dir, _ = finished
     before = {p: p.stat().st_mtime_ns for p in results_dir.rglob("*.csv")}
@@ -162,7 +196,7 @@ def test_shards_are_disjoint_and_cover_the_grid() -> None:
             batch.parse_shard(bad)
 
 
-@pytest.mark.parametrize("name", ["finetune", "similarity", "truncation"])
+@pytest.mark.parametrize("name", [*batch.STEPS, *batch.GRID_STEPS])
 def test_notebook_pairs_are_in_sync(name: str) -> None:
     script = jupytext.read(ROOT / "notebooks" / f"{name}.py")
     paired = jupytext.read(ROOT / "notebooks" / f"{name}.ipynb")

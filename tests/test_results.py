@@ -673,3 +673,52 @@ def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> N
         "progress": {"table": "progress_cka"},
         "robustness": {"table": "robustness_metrics"},
     }
+
+
+# ----------------------------------------------------------------------------
+# Grid tables: a whole grid's comparison of its runs, beside the task directories
+# ----------------------------------------------------------------------------
+
+
+def _across_rows(preset: str = "demo", model: str = "google/electra-small") -> pd.DataFrame:
+    return pd.DataFrame({
+        "preset": preset, "model": model, "comparison": ["seeds", "tasks"],
+        "run_a": ["a/seed0", "a/seed0"], "run_b": ["a/seed1", "b/seed0"], "layer_a": [1, 1],
+        "layer_b": [1, 1], "estimator": "biased", "pooling": "cls", "n": [100, 100],
+        "cka": [0.9, 0.6],
+    })  # fmt: skip
+
+
+def test_grid_tables_round_trip_beside_the_runs_and_load_apart_from_them(tmp_path: Path) -> None:
+    model = "google/electra-small"
+    key = RunKey("demo", model, "a", 0)
+    write_table(tmp_path, key, "metrics", ROWS["metrics"](key))
+    path = results.write_grid_table(tmp_path, "demo", model, "across", _across_rows(),
+                                    provenance={"parameters": {"runs": ["a/seed0"]}})  # fmt: skip
+    assert path == tmp_path / "demo" / "google--electra-small" / "across.csv"
+    assert path.parent == key.run_dir(tmp_path).parent.parent  # the model's directory
+    back = results.read_grid_table(tmp_path, "demo", model, "across")
+    pd.testing.assert_frame_equal(back, results.load(tmp_path, "across"))
+    assert back["cka"].tolist() == [0.9, 0.6] and back["model"].unique().tolist() == [model]
+    assert results.load(tmp_path / "demo", "across").shape == (
+        2,
+        len(results.GRID_TABLES["across"]),
+    )
+    record = results.read_grid_provenance(tmp_path, "demo", model)
+    assert record["grid"] == {"preset": "demo", "model": model}
+    assert record["steps"]["across"]["parameters"]["runs"] == ["a/seed0"]
+    assert results.find_runs(tmp_path) == [key]  # a grid directory is not a run
+    assert len(results.load(tmp_path, "metrics")) == len(ROWS["metrics"](key))
+
+
+def test_grid_tables_refuse_rows_of_another_grid_and_the_run_table_api(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must equal the grid's 'demo'"):
+        results.write_grid_table(tmp_path, "demo", "m", "across", _across_rows(preset="tiny"))
+    with pytest.raises(ValueError, match="repeat the identifying columns"):
+        results.write_grid_table(tmp_path, "demo", "m", "across",
+                                 pd.concat([_across_rows(model="m")] * 2))  # fmt: skip
+    with pytest.raises(ValueError, match="a table of a whole grid"):
+        write_table(tmp_path, KEYS[0], "across", _across_rows())
+    with pytest.raises(ValueError, match="has no 'across' table"):
+        results.read_grid_table(tmp_path, "demo", "m", "across")
+    assert results.load(tmp_path, "across").empty

@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         models=args.models,
     )
     print(report.summary())
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.grids_failed else 0
 
 
 def _data(args: argparse.Namespace) -> int:

@@ -1,9 +1,13 @@
 """Run a preset's grid of experiments through papermill: resumable, shardable, failure-tolerant.
 
-A run is one (preset, model, task, seed). Each run executes the experiment notebooks in
-order (fine-tune, similarity, truncation, baselines); each notebook writes its tables through
-`layersim.results`, so a step whose table exists is done and is skipped on the next call. The
-executed notebook of every step is kept as the run's log under the work directory.
+A run is one (preset, model, task, seed). Each run executes the experiment notebooks of
+:data:`STEPS` in order; each notebook writes its tables through `layersim.results`, so a step
+whose table exists is done and is skipped on the next call. After the runs, the grid steps of
+:data:`GRID_STEPS` compare the complete runs of each (preset, model) grid
+(:func:`complete_grid_runs`: of the preset's tasks x seeds) with each other (their tables are the
+grid's, not one run's); one is done when its table exists and covers exactly those runs, so it is
+computed again when more of the grid is done. The executed notebook of every step is kept as the
+log under the work directory.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from tqdm.auto import tqdm
 from layersim import presets, results, tasks
 
 __all__ = [
+    "GRID_STEPS",
     "STEPS",
     "BatchReport",
     "Failure",
+    "GridFailure",
     "default_notebooks_dir",
+    "complete_grid_runs",
     "expand_runs",
+    "grid_runs",
     "parse_shard",
     "run_batch",
     "shard_runs",
@@ -36,6 +44,7 @@ STEPS: tuple[str, ...] = tuple(results.STEP_TABLES)
 # The tables each step's notebook writes; their presence marks the step as done.
 STEP_TABLES: dict[str, tuple[str, ...]] = results.STEP_TABLES
 RUN_TABLES: tuple[str, ...] = tuple(t for tables in STEP_TABLES.values() for t in tables)
+GRID_STEPS: tuple[str, ...] = tuple(results.GRID_STEP_TABLES)
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,17 @@ class Failure:
     error: str
 
 
+@dataclass(frozen=True)
+class GridFailure:
+    """A grid step that failed: which grid, where its executed notebook is, the error's line."""
+
+    preset: str
+    model: str
+    step: str
+    notebook: Path
+    error: str
+
+
 @dataclass
 class BatchReport:
     """What a call of `run_batch` did."""
@@ -55,6 +75,8 @@ class BatchReport:
     done: list[results.RunKey] = field(default_factory=list)
     skipped: list[results.RunKey] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
+    grids_done: list[tuple[str, str, str]] = field(default_factory=list)
+    grids_failed: list[GridFailure] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -66,6 +88,13 @@ class BatchReport:
             key = failure.key
             lines.append(
                 f"FAILED {key.preset} {key.model} {key.task} seed{key.seed} at {failure.step}: "
+                f"{failure.error}\n    executed notebook: {failure.notebook}"
+            )
+        lines += [f"grid step {step} done for {preset} {model}" for preset, model, step in
+                  self.grids_done]  # fmt: skip
+        for failure in self.grids_failed:
+            lines.append(
+                f"FAILED grid step {failure.step} of {failure.preset} {failure.model}: "
                 f"{failure.error}\n    executed notebook: {failure.notebook}"
             )
         return "\n".join(lines)
@@ -98,6 +127,19 @@ def expand_runs(
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+
+
+def grid_runs(preset: str, model: str) -> list[results.RunKey]:
+    """The grid of (`preset`, `model`): `model` on every task and seed of `preset` (extra seeds
+    or a subset given on the command line are not part of it)."""
+    return expand_runs(preset, models=[model])
+
+
+def complete_grid_runs(results_dir: str | Path, preset: str, model: str) -> list[results.RunKey]:
+    """The runs of the grid whose every step is done: what a grid step compares (a grid run
+    with ``--seeds 0`` compares one seed's tasks; the full grid once all runs are done)."""
+    return [key for key in grid_runs(preset, model)
+            if results.is_complete(results_dir, key, tables=RUN_TABLES)]  # fmt: skip
 
 
 def validate_grid(models: Sequence[str] | None, tasks_: Sequence[str] | None) -> None:
@@ -168,13 +210,15 @@ def run_batch(
         key holds only :func:`layersim.presets.model_key`'s name of a directory).
     """
     notebooks_dir = Path(notebooks_dir or default_notebooks_dir())
-    missing = [s for s in STEPS if not (notebooks_dir / f"{s}.py").is_file()]
+    missing = [s for s in (*STEPS, *GRID_STEPS) if not (notebooks_dir / f"{s}.py").is_file()]
     if missing:
         raise FileNotFoundError(
             f"experiment notebooks {missing} not found in {notebooks_dir}; run from a checkout of "
             "the layersim repository or pass notebooks_dir (--notebooks)"
         )
-    declared = {step: notebook_parameters(notebooks_dir / f"{step}.py") for step in STEPS}
+    declared = {
+        step: notebook_parameters(notebooks_dir / f"{step}.py") for step in (*STEPS, *GRID_STEPS)
+    }
     unknown = sorted(set(parameters or {}) - set().union(*declared.values()))
     if unknown:
         raise ValueError(
@@ -182,66 +226,115 @@ def run_batch(
             f"{sorted(set().union(*declared.values()))}"
         )
     sources = {presets.model_key(model): model for model in models or ()}
+    context = _Context(Path(results_dir), Path(work_dir), device, notebooks_dir,
+                       parameters or {}, declared)  # fmt: skip
     report = BatchReport()
     start = time.perf_counter()
     for key in tqdm(runs, desc="runs", unit="run", disable=not progress):
         if results.is_complete(results_dir, key, tables=RUN_TABLES):
             report.skipped.append(key)
             continue
-        source = sources.get(key.model, key.model)
-        failure = _run_one(
-            key, source, results_dir, work_dir, device, notebooks_dir, parameters or {}, declared
-        )
+        failure = _run_one(key, sources.get(key.model, key.model), context)
         if failure is None:
             results.clear_failed(results_dir, key)
             report.done.append(key)
         else:
             results.mark_failed(results_dir, key, failure.error, str(failure.notebook))
             report.failed.append(failure)
+    for preset, model in dict.fromkeys((key.preset, key.model) for key in runs):
+        _run_grid(preset, sources.get(model, model), context, report)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _run_one(
-    key: results.RunKey,
-    source: str,
-    results_dir: Path,
-    work_dir: Path,
-    device: str,
-    notebooks_dir: Path,
-    parameters: dict,
-    declared: dict[str, set[str]],
-) -> Failure | None:
-    import jupytext
-    import papermill
+@dataclass(frozen=True)
+class _Context:
+    """What every notebook of one batch call is run with."""
 
-    log_dir = key.run_dir(work_dir)
+    results_dir: Path
+    work_dir: Path
+    device: str
+    notebooks_dir: Path
+    parameters: dict
+    declared: dict[str, set[str]]
+
+    def execute(self, step: str, executed: Path, values: dict) -> None:
+        """Run notebook `step` with papermill (its parameters: `values`, the directories, the
+        device and the extra parameters it declares), keeping the executed one at `executed`."""
+        import jupytext
+        import papermill
+
+        papermill.execute_notebook(
+            jupytext.read(self.notebooks_dir / f"{step}.py"),
+            str(executed),
+            parameters={
+                **values,
+                "results_dir": str(self.results_dir.resolve()),
+                "work_dir": str(self.work_dir.resolve()),
+                "device": self.device,
+                **{k: v for k, v in self.parameters.items() if k in self.declared[step]},
+            },
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(self.notebooks_dir),
+        )
+
+
+def _grid_step_done(results_dir: Path, preset: str, model: str, step: str, grid: list) -> bool:
+    """Whether `step`'s tables are there and were computed from exactly the runs of `grid`
+    (its notebook records them as the ``runs`` parameter)."""
+    from layersim.across import run_label
+
+    try:
+        for table in results.GRID_STEP_TABLES[step]:
+            results.read_grid_table(results_dir, preset, model, table)
+        info = results.read_grid_provenance(results_dir, preset, model)["steps"].get(step, {})
+    except ValueError:
+        return False
+    covered = info.get("parameters", {}).get("runs")
+    return sorted(covered or []) == sorted(run_label(key.task, key.seed) for key in grid)
+
+
+def _run_grid(preset: str, source: str, context: _Context, report: BatchReport) -> None:
+    """The grid steps of (`preset`, `source`) over the grid's complete runs (at least two)."""
+    grid = complete_grid_runs(context.results_dir, preset, source)
+    if len(grid) < 2:
+        return  # nothing to compare yet
+    model = grid[0].model
+    for step in GRID_STEPS:
+        if _grid_step_done(context.results_dir, preset, model, step, grid):
+            continue
+        for key in grid:  # a fresh clone has the runs' tables but not their models
+            if not (key.run_dir(context.work_dir) / "model" / "metrics.json").is_file():
+                failure = _run_one(key, source, context)
+                if failure is not None:
+                    report.failed.append(failure)
+                    return
+        executed = results.grid_dir(context.work_dir, preset, model) / f"{step}.ipynb"
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            context.execute(step, executed, {"preset": preset, "model": source})
+        except Exception as error:  # a failing grid step must not stop the batch
+            report.grids_failed.append(GridFailure(preset, model, step, executed,
+                                                   _error_line(error)))  # fmt: skip
+            return
+        report.grids_done.append((preset, model, step))
+
+
+def _run_one(key: results.RunKey, source: str, context: _Context) -> Failure | None:
+    log_dir = key.run_dir(context.work_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     # The later steps read the fine-tuned model from work_dir. A checkout with committed results
     # but without runs/ (a fresh clone, after a step was added) must fine-tune it again first.
     model_saved = (log_dir / "model" / "metrics.json").is_file()
     for step in STEPS:
         retrain = step == STEPS[0] and not model_saved
-        if results.is_complete(results_dir, key, tables=STEP_TABLES[step]) and not retrain:
+        done = results.is_complete(context.results_dir, key, tables=STEP_TABLES[step])
+        if done and not retrain:
             continue
         executed = log_dir / f"{step}.ipynb"
-        values = {
-            **key.as_dict(),
-            "model": source,
-            "results_dir": str(Path(results_dir).resolve()),
-            "work_dir": str(Path(work_dir).resolve()),
-            "device": device,
-            **{name: value for name, value in parameters.items() if name in declared[step]},
-        }
         try:
-            papermill.execute_notebook(
-                jupytext.read(notebooks_dir / f"{step}.py"),
-                str(executed),
-                parameters=values,
-                kernel_name="python3",
-                progress_bar=False,
-                cwd=str(notebooks_dir),
-            )
+            context.execute(step, executed, {**key.as_dict(), "model": source})
         except Exception as error:  # a failing run must not stop the batch
             return Failure(key, step, executed, _error_line(error))
     return None

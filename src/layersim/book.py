@@ -138,30 +138,45 @@ def produced_by(table: str, frame: pd.DataFrame, *, preset: str = "demo"):
     """
     from IPython.display import Markdown
 
-    if table not in results.STEP_OF_TABLE:
-        raise ValueError(f"unknown table {table!r}; known: {', '.join(results.STEP_OF_TABLE)}")
-    step = results.STEP_OF_TABLE[table]
+    grid_steps = {t: step for step, tables in results.GRID_STEP_TABLES.items() for t in tables}
+    known = {**results.STEP_OF_TABLE, **grid_steps}
+    if table not in known:
+        raise ValueError(f"unknown table {table!r}; known: {', '.join(known)}")
+    step = known[table]
     notebook = f"notebooks/{step}.ipynb"
-    keys = frame[["preset", "model", "task", "seed"]].drop_duplicates()
+    grid = table in grid_steps
+    keys = frame[["preset", "model"] if grid else ["preset", "model", "task", "seed"]]
+    keys = keys.drop_duplicates()
     parameters: dict[str, list] = {}
     commits: list[str] = []
+    root = results_dir(preset).parent
     for row in keys.itertuples(index=False):
-        key = results.RunKey(row.preset, row.model, row.task, int(row.seed))
-        record = results.read_provenance(results_dir(preset).parent, key)
+        record = (
+            results.read_grid_provenance(root, row.preset, row.model)
+            if grid
+            else results.read_provenance(
+                root, results.RunKey(row.preset, row.model, row.task, int(row.seed))
+            )
+        )
         step_record = record.get("steps", {}).get(step, {})
         for name, value in (step_record.get("parameters") or {}).items():
-            if name not in ("output_dir",):
+            if name not in ("output_dir", "runs"):
                 parameters.setdefault(name, []).append(value)
         if step_record.get("git_commit"):
             commits.append(str(step_record["git_commit"])[:10])
     shown = "; ".join(
         f"`{name}` = {_values([str(v) for v in values])}" for name, values in parameters.items()
     )
+    runs = (
+        f"comparing the runs of the preset's grid for models {_values(list(keys['model']))}"
+        if grid
+        else f"for models {_values(list(keys['model']))}, tasks {_values(list(keys['task']))}, "
+        f"seeds {_values(list(keys['seed']))}"
+    )
     lines = [
         f"**Produced by** [`{notebook}`]({source_url(notebook)}) "
         f"([open in Colab]({colab_url(notebook)})), preset `{preset}` "
-        f"(hyper-parameters in `layersim.presets`), for models {_values(list(keys['model']))}, "
-        f"tasks {_values(list(keys['task']))}, seeds {_values(list(keys['seed']))}.",
+        f"(hyper-parameters in `layersim.presets`), {runs}.",
     ]
     if shown:
         lines.append(f"Recorded parameters: {shown}.")

@@ -4,7 +4,10 @@ This is the only module that reads or writes ``results/``. One run (model, task,
 owns one directory ``<root>/<preset>/<model dir>/<task>/seed<k>/`` holding ``metrics.csv``,
 ``cka.csv``, ``blocks.csv`` and ``truncation.csv`` (the tables of :data:`TABLES`, written by the
 experiment steps of :data:`STEP_TABLES`), ``provenance.json`` (package version, git commit,
-parameters, device, seconds, per step) and, while its last attempt failed, ``FAILED``.
+parameters, device, seconds, per step) and, while its last attempt failed, ``FAILED``. A grid
+(one preset and model: its tasks x seeds) holds the tables that compare its runs with each other
+(:data:`GRID_TABLES`, written by the steps of :data:`GRID_STEP_TABLES`) in its model directory
+``<root>/<preset>/<model dir>/``, with their own ``provenance.json``.
 
 A Hugging Face model id may contain ``/`` (``google/electra-base-discriminator``); its directory
 name replaces each ``/`` by ``--``, the convention of the Hugging Face cache. That is reversible
@@ -42,6 +45,8 @@ import layersim
 
 __all__ = [
     "CKA_KINDS",
+    "GRID_STEP_TABLES",
+    "GRID_TABLES",
     "INTERVAL_COLUMNS",
     "RUN_STATES",
     "STEP_OF_TABLE",
@@ -54,16 +59,21 @@ __all__ = [
     "collect_provenance",
     "failure",
     "find_runs",
+    "grid_dir",
+    "grid_table_path",
     "is_complete",
     "load",
     "mark_failed",
     "model_dirname",
     "model_from_dirname",
+    "read_grid_provenance",
+    "read_grid_table",
     "read_provenance",
     "read_table",
     "run_status",
     "software_versions",
     "table_path",
+    "write_grid_table",
     "write_provenance",
     "write_table",
 ]
@@ -158,6 +168,30 @@ TABLES: dict[str, dict[str, str]] = {
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLES)
 
+_GRID_KEY_COLUMNS: dict[str, str] = {"preset": "str", "model": "str"}
+#: Tables of a preset's whole grid for one model rather than of one run: they compare runs with
+#: each other. Each lives at ``<root>/<preset>/<model dir>/<table>.csv``, beside the task
+#: directories, with its provenance in ``<root>/<preset>/<model dir>/provenance.json``.
+GRID_TABLES: dict[str, dict[str, str]] = {
+    # Across seeds and tasks (layersim.across): CKA between the layers of two models of the grid
+    # (or the pretrained one) on one shared set of inputs.
+    "across": {
+        **_GRID_KEY_COLUMNS,
+        "comparison": "str",
+        "run_a": "str",
+        "run_b": "str",
+        "layer_a": "int",
+        "layer_b": "int",
+        "estimator": "str",
+        "pooling": "str",
+        "n": "int",
+        "cka": "float",
+    },
+}
+#: The grid steps (notebook ``notebooks/<step>.py`` each, run after the runs, over the grid's
+#: complete runs) and the tables each one writes.
+GRID_STEP_TABLES: dict[str, tuple[str, ...]] = {"across": ("across",)}
+
 #: Per table, the (lower, upper) columns of an interval that a row may leave empty (NaN, an empty
 #: CSV cell): both empty or both finite, never just one.
 INTERVAL_COLUMNS: dict[str, tuple[str, str]] = {
@@ -179,6 +213,7 @@ _ROW_IDS: dict[str, tuple[str, ...]] = {
     "progress_cka": ("step", "layer_a", "layer_b"),
     "robustness": ("inputs", "pooling", "estimator", "n", "statistic"),
     "robustness_metrics": ("inputs", "metric"),
+    "across": ("comparison", "run_a", "run_b", "layer_a", "layer_b", "estimator", "pooling"),
 }
 
 #: Allowed values of the ``kind`` column of the ``cka`` table.
@@ -320,8 +355,18 @@ def _key(key: RunKey) -> RunKey:
 
 def _table(table: str) -> dict[str, str]:
     if table not in TABLES:
+        if table in GRID_TABLES:
+            raise ValueError(
+                f"{table!r} is a table of a whole grid, not of one run; use write_grid_table, "
+                "read_grid_table or load"
+            )
         raise ValueError(f"unknown table {table!r}; valid tables: {', '.join(TABLE_NAMES)}")
     return TABLES[table]
+
+
+def _schema(table: str) -> dict[str, str]:
+    """The columns of a run table or of a grid table."""
+    return GRID_TABLES[table] if table in GRID_TABLES else _table(table)
 
 
 def table_path(root: str | os.PathLike[str], key: RunKey, table: str) -> Path:
@@ -391,7 +436,7 @@ def _validate_frame(
     frame: pd.DataFrame, table: str, key: RunKey | None, source: str
 ) -> pd.DataFrame:
     """`frame` checked against the table's schema, columns in order and canonical dtypes."""
-    schema = _table(table)
+    schema = _schema(table)
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"{source}: expected a pandas DataFrame; got {type(frame).__name__}")
     columns = list(frame.columns)
@@ -411,6 +456,7 @@ def _validate_frame(
         )
     if len(frame) == 0:
         raise ValueError(f"{source}: the {table!r} table has no rows; do not write empty tables")
+    frame = frame.reset_index(drop=True)  # e.g. pd.concat of frames without ignore_index
     optional = INTERVAL_COLUMNS.get(table, ())
     out = {}
     for column, kind in schema.items():
@@ -535,7 +581,7 @@ def write_table(
 
 
 def _read_csv(path: Path, table: str, key: RunKey | None) -> pd.DataFrame:
-    schema = _table(table)
+    schema = _schema(table)
     try:
         frame = pd.read_csv(
             path,
@@ -559,7 +605,7 @@ def read_table(root: str | os.PathLike[str], key: RunKey, table: str) -> pd.Data
 
 def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame(
-        {c: pd.Series([], dtype=_DTYPES[k]) for c, k in _table(table).items()}, index=range(0)
+        {c: pd.Series([], dtype=_DTYPES[k]) for c, k in _schema(table).items()}, index=range(0)
     )
 
 
@@ -574,14 +620,14 @@ def load(root: str | os.PathLike[str], table: str) -> pd.DataFrame:
         (``.../<preset>/<model dir>/<task>/seed<k>/``) below `root` is read. Rows carry their
         preset, so the two forms differ only in which runs they include.
     table
-        One of :data:`TABLE_NAMES`.
+        One of :data:`TABLE_NAMES`, or of :data:`GRID_TABLES` (then every grid below `root`).
 
     Returns
     -------
     pandas.DataFrame
         The table's columns (:data:`TABLES`), string/int64/float64 dtypes, rows sorted by preset,
         model, task and seed (file order within a run), a fresh ``RangeIndex``. No runs: an empty
-        frame with the same columns and dtypes.
+        frame with the same columns and dtypes. A grid table's rows are sorted by preset, model.
 
     Raises
     ------
@@ -589,6 +635,8 @@ def load(root: str | os.PathLike[str], table: str) -> pd.DataFrame:
         For an unknown table, a missing `root`, or a table file that does not parse, fails
         validation, or sits in a directory that does not match its rows' key.
     """
+    if table in GRID_TABLES:
+        return _load_grid(root, table)
     _table(table)
     base = Path(root)
     if not base.is_dir():
@@ -606,6 +654,97 @@ def load(root: str | os.PathLike[str], table: str) -> pd.DataFrame:
         return _empty(table)
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(list(_KEY_COLUMNS), kind="stable", ignore_index=True)
+
+
+def _load_grid(root: str | os.PathLike[str], table: str) -> pd.DataFrame:
+    base = Path(root)
+    if not base.is_dir():
+        raise ValueError(f"results directory {base} does not exist; pass the results/ directory")
+    candidates = [base / f"{table}.csv", *base.rglob(f"*/{table}.csv")]
+    frames = []
+    for path in sorted({p.resolve() for p in candidates if p.is_file()}):
+        if _SEED_DIR.fullmatch(path.parent.name) or len(path.parts) < 3:
+            continue  # a run's file of the same name is not a grid table
+        preset, model = path.parent.parent.name, model_from_dirname(path.parent.name)
+        frames.append(_read_grid_csv(path, table, preset, model))
+    if not frames:
+        return _empty(table)
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(list(_GRID_KEY_COLUMNS), kind="stable", ignore_index=True)
+
+
+def grid_dir(root: str | os.PathLike[str], preset: str, model: str) -> Path:
+    """``<root>/<preset>/<model dir>``: where a grid's tables and their provenance live."""
+    _check_name(preset, "preset")
+    return Path(root) / preset / model_dirname(model)
+
+
+def _grid_table(table: str) -> dict[str, str]:
+    if table not in GRID_TABLES:
+        raise ValueError(f"unknown grid table {table!r}; grid tables: {', '.join(GRID_TABLES)}")
+    return GRID_TABLES[table]
+
+
+def grid_table_path(root: str | os.PathLike[str], preset: str, model: str, table: str) -> Path:
+    """Where grid table `table` of (`preset`, `model`) lives."""
+    _grid_table(table)
+    return grid_dir(root, preset, model) / f"{table}.csv"
+
+
+def _check_grid_rows(frame: pd.DataFrame, preset: str, model: str, source: str) -> pd.DataFrame:
+    for column, expected in (("preset", preset), ("model", model)):
+        wrong = sorted({str(v) for v in frame[column] if v != expected})
+        if wrong:
+            raise ValueError(
+                f"{source}: column {column!r} must equal the grid's {expected!r} in every row; "
+                f"found {wrong}"
+            )
+    return frame
+
+
+def _read_grid_csv(path: Path, table: str, preset: str, model: str) -> pd.DataFrame:
+    return _check_grid_rows(_read_csv(path, table, None), preset, model, str(path))
+
+
+def write_grid_table(
+    root: str | os.PathLike[str],
+    preset: str,
+    model: str,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Validate `frame` and write it atomically as grid table `table` of (`preset`, `model`),
+    with the same checks as :func:`write_table`; `provenance` (if given) is recorded under the
+    step that writes the table (:data:`GRID_STEP_TABLES`)."""
+    path = grid_table_path(root, preset, model, table)
+    source = f"write_grid_table({table!r}, {preset}, {model})"
+    clean = _check_grid_rows(_validate_frame(frame, table, None, source), preset, model, source)
+    atomic_write(path, lambda fh: clean.to_csv(fh, index=False, lineterminator="\n"))
+    if provenance is not None:
+        step = next(s for s, tables in GRID_STEP_TABLES.items() if table in tables)
+        identity = {"preset": preset, "model": model}
+        _write_step(grid_dir(root, preset, model) / _PROVENANCE, "grid", identity, step, provenance)
+    return path
+
+
+def read_grid_table(root: str | os.PathLike[str], preset: str, model: str, table: str):
+    """Grid table `table` of (`preset`, `model`), validated (``ValueError`` if absent or
+    malformed)."""
+    path = grid_table_path(root, preset, model, table)
+    if not path.is_file():
+        raise ValueError(
+            f"{preset} {model} has no {table!r} table at {path}; run `python -m layersim run "
+            f"--preset {preset}` (it runs the grid steps after the runs)"
+        )
+    return _read_grid_csv(path, table, preset, model)
+
+
+def read_grid_provenance(root: str | os.PathLike[str], preset: str, model: str) -> dict:
+    """A grid's provenance: ``{"grid": {preset, model}, "steps": {step: info}}``."""
+    path = grid_dir(root, preset, model) / _PROVENANCE
+    return _read_provenance_file(path, "grid", {"preset": preset, "model": model})
 
 
 def find_runs(root: str | os.PathLike[str]) -> list[RunKey]:
@@ -763,18 +902,40 @@ def _dump_json(data: Any, what: str) -> str:
 def read_provenance(root: str | os.PathLike[str], key: RunKey) -> dict[str, Any]:
     """A run's provenance: ``{"run": {key columns}, "steps": {step: info}}`` (empty steps if
     none was written)."""
-    path = _key(key).run_dir(root) / _PROVENANCE
+    return _read_provenance_file(_key(key).run_dir(root) / _PROVENANCE, "run", key.as_dict())
+
+
+def _read_provenance_file(path: Path, kind: str, identity: dict[str, Any]) -> dict[str, Any]:
+    """``{kind: identity, "steps": {...}}`` from `path` (empty steps when there is no file)."""
     if not path.is_file():
-        return {"run": key.as_dict(), "steps": {}}
+        return {kind: identity, "steps": {}}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and rerun the run") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); delete it and rerun the {kind}"
+        ) from err
     if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
-        raise ValueError(f"{path} is not a layersim provenance file; delete it and rerun the run")
-    if data.get("run") != key.as_dict():
-        raise ValueError(f"{path} describes run {data.get('run')}, not {key.as_dict()}")
+        raise ValueError(
+            f"{path} is not a layersim provenance file; delete it and rerun the {kind}"
+        )
+    if data.get(kind) != identity:
+        raise ValueError(f"{path} describes {kind} {data.get(kind)}, not {identity}")
     return data
+
+
+def _write_step(
+    path: Path, kind: str, identity: dict[str, Any], step: str, info: Mapping[str, Any]
+) -> Path:
+    """Replace ``steps[step]`` of the provenance file at `path` by `info`, atomically."""
+    if not isinstance(step, str) or not step:
+        raise ValueError(f"step must be a non-empty string; got {step!r}")
+    if not isinstance(info, Mapping):
+        raise ValueError(f"info must be a mapping; got {type(info).__name__}")
+    data = _read_provenance_file(path, kind, identity)
+    data["steps"][step] = dict(info)
+    atomic_write(path, _dump_json(data, f"provenance of step {step!r}") + "\n")
+    return path
 
 
 def write_provenance(
@@ -804,16 +965,7 @@ def write_provenance(
     pathlib.Path
         The provenance file.
     """
-    if not isinstance(step, str) or not step:
-        raise ValueError(f"step must be a non-empty string; got {step!r}")
-    if not isinstance(info, Mapping):
-        raise ValueError(f"info must be a mapping; got {type(info).__name__}")
-    data = read_provenance(root, key)
-    data["steps"][step] = dict(info)
-    text = _dump_json(data, f"provenance of step {step!r}") + "\n"
-    path = key.run_dir(root) / _PROVENANCE
-    atomic_write(path, text)
-    return path
+    return _write_step(_key(key).run_dir(root) / _PROVENANCE, "run", key.as_dict(), step, info)
 
 
 # ----------------------------------------------------------------------------

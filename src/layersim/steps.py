@@ -21,7 +21,10 @@ tested. Each function returns a table in the schema of :data:`layersim.results.T
   and task metric at each snapshot that fine-tuning saved (``progress``, ``progress_cka``);
 * step 7, robustness (E4): :func:`robustness_tables` gives the block statistics of the fine-tuned
   model under other numbers of inputs, estimators, poolings and input domains (``robustness``),
-  and its metrics on those inputs (``robustness_metrics``).
+  and its metrics on those inputs (``robustness_metrics``);
+* after the runs of a grid, across seeds and tasks (E5): :func:`across_table` compares the
+  layers of every two fine-tuned models of the grid, and each with the pretrained model, on one
+  shared set of inputs (the grid table ``across``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from layersim import (
+    across,
     blocks,
     cka,
     finetune,
@@ -53,6 +57,7 @@ from layersim.results import RunKey
 
 __all__ = [
     "BLOCK_KINDS",
+    "across_table",
     "CKA_ESTIMATORS",
     "baseline_table",
     "block_table",
@@ -500,8 +505,8 @@ def layer_drop_tables(
     task: str | tasks.Task,
     *,
     preset: str | presets.Preset | None = None,
-    refit_examples: int = 200,
-    eval_limit: int | None = 300,
+    refit_examples: int = 100,
+    eval_limit: int | None = 150,
     max_tokens: int = 20_000,
     data_dir: str | None = None,
     batch_size: int = 64,
@@ -628,7 +633,7 @@ def progress_tables(
     task: str | tasks.Task,
     *,
     preset: str | presets.Preset | None = None,
-    limit: int = 400,
+    limit: int = 300,
     n_boot: int = 200,
     data_dir: str | None = None,
     batch_size: int = 64,
@@ -764,3 +769,68 @@ def robustness_tables(
                 for metric, value in tasks.compute_metrics(source, logits, labels).items()
             ]  # fmt: skip
     return {"robustness": pd.DataFrame(found), "robustness_metrics": pd.DataFrame(scores)}
+
+
+# ----------------------------------------------------------------------------
+# After the runs of a grid: across seeds and tasks (E5)
+# ----------------------------------------------------------------------------
+
+
+def across_table(
+    preset: str | presets.Preset,
+    model: str,
+    runs: Sequence[RunKey],
+    *,
+    work_dir: str,
+    per_task: int = 100,
+    pooling: str = "cls",
+    batch_size: int = 64,
+    device: Any = "cpu",
+    data_dir: str | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The ``across`` table of a grid: rectangular CKA matrices between its models' layers.
+
+    Every fine-tuned model of `runs` (loaded from ``<run dir under work_dir>/model``) and the
+    pretrained model of each seed (`model`: its name or directory, as fine-tuning was given it)
+    read the same inputs, :func:`layersim.across.shared_inputs` of the runs' tasks (`per_task`
+    validation examples each, at each task's ``max_length``); the pairs are
+    :func:`layersim.across.model_pairs`, with the biased and the debiased estimator.
+    """
+    from torch.utils.data import DataLoader
+    from transformers import AutoModel, DataCollatorWithPadding
+
+    if not runs:
+        raise ValueError("runs is empty; pass the fine-tuned runs of the grid")
+    spec = presets.get_preset(preset)
+    names = [name for name in spec.tasks if name in {key.task for key in runs}]
+    names += sorted({key.task for key in runs} - set(names))
+    tokenizer = finetune.load_tokenizer(model)
+    lengths = {name: presets.get_preset(spec, name).max_length for name in names}
+    inputs = across.shared_inputs(names, tokenizer, per_task=per_task, max_length=lengths,
+                                  data_dir=data_dir)  # fmt: skip
+    loader = DataLoader(inputs.remove_columns("source"), batch_size=batch_size,
+                        collate_fn=DataCollatorWithPadding(tokenizer))  # fmt: skip
+    device = torch.device(device)
+
+    def load(run: RunKey | int) -> Any:
+        """A fine-tuned body from work_dir, or (a seed) the pretrained model it started from."""
+        if isinstance(run, RunKey):
+            return AutoModel.from_pretrained(run.run_dir(work_dir) / "model")
+        return finetune.load_model(model, names[0], seed=run)
+
+    models: dict[str, RunKey | int] = {
+        across.pretrained_label(seed): seed for seed in sorted({key.seed for key in runs})
+    }
+    models |= {across.run_label(key.task, key.seed): key for key in runs}
+    representations, layers = {}, []
+    for label, run in tqdm(models.items(), desc="models", disable=not progress):
+        network = load(run).to(device)
+        layers = compared_layers(truncate.num_layers(network), pooling)
+        representations[label] = reps.layer_representations(
+            network, loader, pooling=pooling, layers=layers, autocast=device.type == "cuda",
+            special_token_ids=tokenizer.all_special_ids,
+        )  # fmt: skip
+    pairs = across.model_pairs([(key.task, key.seed) for key in runs])
+    return across.across_rows(spec.name, runs[0].model, representations, pairs, layers=layers,
+                              pooling=pooling)  # fmt: skip

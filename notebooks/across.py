@@ -1,0 +1,93 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # After the runs of a grid: across seeds and tasks
+#
+# The paper compares models fine-tuned on different tasks in its appendix (E5 of the design):
+# which layers agree across seeds and tasks, and from which depth do they part? Every fine-tuned
+# model of one (preset, model) grid, and the pretrained model each seed started from, reads the
+# same inputs: an equal share of every task's validation inputs (`layersim.across`). CKA between
+# layer i of one model and layer j of another gives a rectangular matrix per pair: two seeds of a
+# task, two tasks at a seed, and the pretrained model against each fine-tuned one. The batch
+# runner (`python -m layersim run`) runs this notebook after the runs, over the grid's complete
+# runs (again when more of them are done).
+
+# %% tags=["remove-cell"]
+# In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
+# Elsewhere this cell does nothing: the notebook runs in the environment `make` created.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
+    repository = os.environ.get("LAYERSIM_REPOSITORY", "https://github.com/layersim/layersim")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", f"layersim[offline] @ git+{repository}"],
+        check=True,
+    )
+
+# %% tags=["parameters"]
+preset = "demo"
+model = "minilm-l6"
+results_dir = "../results"
+work_dir = "../runs"
+device = "auto"
+shared_per_task = 100  # validation examples of each task in the shared inputs
+batch_size = 64
+
+# %%
+import time
+
+from layersim import across, batch, devices, presets, results, steps
+
+chosen_device = devices.select_device(device)
+runs = batch.complete_grid_runs(results_dir, preset, model)
+start = time.perf_counter()
+print(f"{len(runs)} runs: {', '.join(across.run_label(key.task, key.seed) for key in runs)}")
+
+# %% [markdown]
+# The rectangular CKA matrices of every pair (first-token pooling, the paper's; biased and
+# debiased estimator), as tidy rows:
+
+# %%
+table = steps.across_table(
+    preset, model, runs, work_dir=work_dir, per_task=shared_per_task, batch_size=batch_size,
+    device=chosen_device, progress=True,
+)  # fmt: skip
+n = int(table["n"].iloc[0])
+print(f"{n} shared inputs, {table[['run_a', 'run_b']].drop_duplicates().shape[0]} pairs")
+
+# %% [markdown]
+# Mean same-layer CKA per comparison and depth:
+
+# %%
+across.agreement_table(across.diagonal(table)).pivot(
+    index="layer", columns="comparison", values="mean"
+).round(3)
+
+# %%
+seconds = time.perf_counter() - start
+provenance = results.collect_provenance(
+    {"shared_per_task": shared_per_task, "batch_size": batch_size, "n": n,
+     "runs": [across.run_label(key.task, key.seed) for key in runs]},
+    devices.describe_device(chosen_device),
+    seconds,
+)  # fmt: skip
+results.write_grid_table(
+    results_dir, preset, presets.model_key(model), "across", table, provenance=provenance
+)
+print(f"wrote {len(table)} rows in {seconds:.0f} s")

@@ -1,0 +1,176 @@
+"""layersim.across (E5) and steps.across_table: pairs counted by hand, the rectangular matrices
+against a plain float64 CKA formula, identical models agreeing exactly, and the parting depth of
+tables built with a known answer."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from layersim import across, finetune, results, steps
+from layersim.results import RunKey
+
+
+def plain_linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Biased linear CKA in feature space (Kornblith et al. 2019, eq. 5), in float64."""
+    x, y = x.double().numpy(), y.double().numpy()
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    return float(np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
+
+
+def test_labels_round_trip_and_bad_labels_are_refused() -> None:
+    assert across.split_label(across.run_label("movie_polarity", 2)) == ("movie_polarity", 2)
+    assert across.split_label(across.pretrained_label(0)) == ("pretrained", 0)
+    with pytest.raises(ValueError, match="not a run label"):
+        across.split_label("movie_polarity")
+
+
+def test_model_pairs_of_a_grid_are_the_seed_task_and_pretrained_pairs() -> None:
+    runs = [(task, seed) for task in ("a", "b", "c", "d", "e") for seed in (0, 1, 2)]
+    pairs = across.model_pairs(runs)
+    kinds = pd.Series([kind for kind, _, _ in pairs]).value_counts().to_dict()
+    # seeds: 3 choose 2 per task; tasks: 5 choose 2 per seed; one pretrained row per run
+    assert kinds == {"seeds": 5 * 3, "tasks": 3 * 10, "pretrained": 15}
+    assert ("seeds", "a/seed0", "a/seed2") in pairs and ("tasks", "a/seed1", "c/seed1") in pairs
+    assert ("pretrained", "pretrained/seed1", "b/seed1") in pairs
+    assert not any(kind == "tasks" and a[-1] != b[-1] for kind, a, b in pairs)  # same seed
+    assert len(set(pairs)) == len(pairs)
+
+
+def test_across_rows_are_plain_cka_of_every_layer_pair() -> None:
+    generator = torch.Generator().manual_seed(0)
+    first = torch.randn(3, 50, 6, generator=generator, dtype=torch.float64)
+    rotation = torch.linalg.qr(torch.randn(6, 6, generator=generator, dtype=torch.float64))[0]
+    second = first[[2, 0, 1]] @ rotation
+    second = second + 0.5 * torch.randn(3, 50, 6, generator=generator, dtype=torch.float64)
+    representations = {"pretrained/seed0": first, "t/seed0": second}
+    pairs = [("pretrained", "pretrained/seed0", "t/seed0")]
+    table = across.across_rows("demo", "m", representations, pairs, layers=[1, 2, 3],
+                               pooling="cls")  # fmt: skip
+    biased = table[table["estimator"] == "biased"]
+    assert len(biased) == 9 and set(table["estimator"]) == {"biased", "debiased"}
+    for row in biased.itertuples():
+        want = plain_linear_cka(first[row.layer_a - 1], second[row.layer_b - 1])
+        assert row.cka == pytest.approx(want, abs=1e-10)
+    # the second model's layer 1 is a rotated, noisy copy of the first model's layer 3
+    best = biased.loc[biased[biased["layer_b"] == 1]["cka"].idxmax()]
+    assert best["layer_a"] == 3
+    assert (table["n"] == 50).all()
+
+
+def test_across_rows_refuse_missing_models_and_mismatched_inputs() -> None:
+    reps = {"a/seed0": torch.randn(2, 10, 4), "a/seed1": torch.randn(2, 12, 4)}
+    with pytest.raises(ValueError, match="no representations"):
+        across.across_rows("demo", "m", reps, [("seeds", "a/seed0", "a/seed9")], layers=[1, 2],
+                           pooling="cls")  # fmt: skip
+    with pytest.raises(ValueError, match="same 2 layers and inputs"):
+        across.across_rows("demo", "m", reps, [("seeds", "a/seed0", "a/seed1")], layers=[1, 2],
+                           pooling="cls")  # fmt: skip
+
+
+def _constructed(seeds: dict[int, float], tasks: dict[int, float]) -> pd.DataFrame:
+    """An across table whose same-layer CKA is `seeds[l]` for seed pairs and `tasks[l]` for task
+    pairs (with a little spread over pairs), and 0.5 for the pretrained rows."""
+    runs = [(task, seed) for task in ("x", "y", "z") for seed in (0, 1, 2)]
+    rng = np.random.default_rng(0)
+    rows = []
+    for comparison, a, b in across.model_pairs(runs):
+        for layer in seeds:
+            value = {"seeds": seeds, "tasks": tasks}.get(comparison, dict.fromkeys(seeds, 0.5))
+            rows.append({"preset": "demo", "model": "m", "comparison": comparison, "run_a": a,
+                         "run_b": b, "layer_a": layer, "layer_b": layer, "estimator": "biased",
+                         "pooling": "cls", "n": 100,
+                         "cka": value[layer] + rng.uniform(-0.01, 0.01)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_parting_depth_is_where_seeds_start_to_agree_more_than_tasks() -> None:
+    table = _constructed({1: 0.95, 2: 0.95, 3: 0.9, 4: 0.9}, {1: 0.95, 2: 0.95, 3: 0.6, 4: 0.4})
+    diagonals = across.diagonal(table)
+    agreement = across.agreement_table(diagonals)
+    seeds = agreement[agreement["comparison"] == "seeds"]
+    assert seeds["pairs"].unique().tolist() == [9] and seeds["mean"].between(0.89, 0.96).all()
+    parting = across.parting_table(diagonals)
+    assert parting["parted"].tolist() == [False, False, True, True]
+    assert across.parting_depth(parting) == 3
+    row = across.scorecard_row(table).iloc[0]
+    assert row["claim"] == "E5" and row["estimate"] == 3
+    assert row["verdict"].startswith("tasks part from layer 3 of 4")
+    assert "9 seeds pairs" in row["evidence"] and "9 tasks pairs" in row["evidence"]
+
+
+def test_parting_needs_every_deeper_layer_and_says_when_there_is_none() -> None:
+    parted = pd.DataFrame({"layer": [1, 2, 3, 4], "parted": [True, False, True, False]})
+    assert math.isnan(across.parting_depth(parted))
+    parted["parted"] = [True, False, True, True]
+    assert across.parting_depth(parted) == 3
+    alike = _constructed(dict.fromkeys([1, 2, 3], 0.9), dict.fromkeys([1, 2, 3], 0.9))
+    assert across.scorecard_row(alike).iloc[0]["verdict"].startswith("no depth")
+
+
+def test_unlearned_tasks_leave_the_comparison() -> None:
+    table = _constructed({1: 0.9, 2: 0.9}, {1: 0.9, 2: 0.5})
+    learned = pd.DataFrame({"model": ["m", "m", "m"], "task": ["x", "y", "z"],
+                            "learned": [True, True, False]})  # fmt: skip
+    kept = across.diagonal(table, learned=learned)
+    assert not kept["task_a"].eq("z").any() and not kept["task_b"].eq("z").any()
+    assert set(kept["comparison"]) == {"seeds", "tasks", "pretrained"}
+
+
+def test_shared_inputs_take_each_task_and_the_correct_answer_of_a_question(tmp_path) -> None:
+    rows = [
+        {"id": f"q{i}", "question": f"Question number {i} about where milk goes?",
+         "question_concept": "milk", "answerKey": "B",
+         "choices": {"label": list("ABCDE"), "text": ["oven", "fridge", "shelf", "car", "desk"]}}
+        for i in range(4)
+    ]  # fmt: skip
+    (tmp_path / "commonsense_qa").mkdir()
+    (tmp_path / "commonsense_qa" / "validation.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows)
+    )
+    tokenizer = finetune.load_tokenizer("tiny-bert")
+    inputs = across.shared_inputs(["synth_sentiment", "commonsense_qa"], tokenizer, per_task=4,
+                                  max_length=32, data_dir=str(tmp_path))  # fmt: skip
+    assert sorted(inputs["source"]) == ["commonsense_qa"] * 4 + ["synth_sentiment"] * 4
+    lengths = [len(ids) for ids in inputs["input_ids"]]
+    assert lengths == sorted(lengths)  # sorted by length
+    questions = [ids for ids, s in zip(inputs["input_ids"], inputs["source"], strict=True)
+                 if s == "commonsense_qa"]  # fmt: skip
+    text = tokenizer.decode(questions[0], skip_special_tokens=True)
+    assert "fridge" in text and "oven" not in text  # the correct answer, B, only
+    with pytest.raises(ValueError, match="per_task"):
+        across.shared_inputs(["synth_sentiment"], tokenizer, per_task=0, max_length=32)
+
+
+def test_across_table_of_saved_models_agrees_exactly_where_the_weights_are_equal(tmp_path) -> None:
+    # "fine-tuned" models that are the pretrained tiny-bert of their seed: every pretrained row
+    # and every pair of two tasks at one seed (the same body) must have a same-layer CKA of 1.
+    runs = [RunKey("tiny", "tiny-bert", task, seed)
+            for task in ("synth_sentiment", "synth_agreement") for seed in (0, 1)]  # fmt: skip
+    for key in runs:
+        finetune.load_model("tiny-bert", key.task, seed=key.seed).save_pretrained(
+            key.run_dir(tmp_path) / "model"
+        )
+    table = steps.across_table("tiny", "tiny-bert", runs, work_dir=str(tmp_path), per_task=30)
+    results.write_grid_table(tmp_path / "results", "tiny", "tiny-bert", "across", table)
+    table = results.load(tmp_path / "results", "across")
+    biased = table[(table["estimator"] == "biased") & (table["layer_a"] == table["layer_b"])]
+    same = biased[biased["comparison"].isin(["pretrained", "tasks"])]
+    assert len(same) and ((same["cka"] - 1).abs() < 1e-6).all()
+    # two random initialisations differ
+    assert (biased[biased["comparison"] == "seeds"]["cka"] < 0.999).all()
+    assert set(table["n"]) == {60} and set(table["layer_a"]) == {1, 2, 3, 4}
+
+
+def test_several_models_each_get_their_own_answer() -> None:
+    first = _constructed({1: 0.95, 2: 0.9}, {1: 0.95, 2: 0.5})
+    second = _constructed({1: 0.9, 2: 0.9}, {1: 0.5, 2: 0.5}).assign(model="m2")
+    row = across.scorecard_row(pd.concat([first, second], ignore_index=True)).iloc[0]
+    assert math.isnan(row["estimate"])
+    assert "m: tasks part from layer 2 of 2" in row["verdict"]
+    assert "m2: tasks part from layer 1 of 2" in row["verdict"]
