@@ -288,7 +288,7 @@ def test_scorecard_has_one_row_per_claim(visit: Callable[[str], Visit]) -> None:
 def test_questions_table_has_one_row_per_question(visit: Callable[[str], Visit]) -> None:
     tables = [(p, rows) for p in PAGES for rows in visit(p).questions]
     assert len(tables) == 1, f"expected one table.layersim-questions, found {tables}"
-    assert tables[0][1] == 4, f"{tables[0][0]}: {tables[0][1]} rows for questions E1-E4"
+    assert tables[0][1] == 5, f"{tables[0][0]}: {tables[0][1]} rows for questions E1-E5"
 
 
 @pytest.mark.parametrize("page", PAGES)
