@@ -46,7 +46,7 @@ results_dir = "../results"
 work_dir = "../runs"
 device = "auto"
 progress_examples = 300  # validation examples for the matrices and the metric at each snapshot
-n_boot = 200
+n_boot = 100  # bootstrap replicates of the block statistics at each snapshot
 batch_size = 64
 
 # %%

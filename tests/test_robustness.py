@@ -109,6 +109,12 @@ def test_robustness_tables_agree_with_the_similarity_path_and_the_metrics(
                   "cls") & (table["estimator"] == "biased")].set_index("statistic")  # fmt: skip
     split = blocks.best_split(reference_cka_matrix(cls, cls).numpy())
     assert paper.loc["excess", "value"] == pytest.approx(split.excess, abs=1e-6)
+    # a smaller n reads the first rows in the inputs' own order (the pass runs in length order)
+    first = [x[:20] for x in cls]
+    prefix = table[(table["inputs"] == "validation") & (table["n"] == 20) & (table["pooling"] ==
+                   "cls") & (table["estimator"] == "biased")].set_index("statistic")  # fmt: skip
+    split = blocks.best_split(reference_cka_matrix(first, first).numpy())
+    assert prefix.loc["excess", "value"] == pytest.approx(split.excess, abs=1e-6)
     # metrics on the own inputs equal the model scored the usual way on those 40 examples
     own = scores[scores["inputs"] == "validation"].set_index("metric")["value"].to_dict()
     usual = finetune.evaluate_model(model, tokenizer, TASK, encoded=loader.dataset, preset="tiny")

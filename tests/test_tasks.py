@@ -30,6 +30,7 @@ from layersim.tasks import (
     encode,
     generate_synthetic,
     get_task,
+    length_order,
     load,
     sort_by_length,
 )
@@ -281,6 +282,9 @@ def test_sort_by_length_keeps_every_row_and_orders_by_tokens(tmp_path, tokenizer
     assert lengths == sorted(lengths)
     assert sorted(map(tuple, ordered["input_ids"])) == sorted(map(tuple, encoded["input_ids"]))
     assert ordered["labels"] == [1, 0, 0]  # each label travels with its row
+    order = length_order(encoded)
+    assert order == [1, 2, 0]
+    assert ordered.select(np.argsort(order))["input_ids"] == encoded["input_ids"]  # put back
 
     _write_jsonl(tmp_path / "commonsense_qa" / "validation.jsonl", _csqa_rows())
     mc = encode("commonsense_qa", tokenizer, load("commonsense_qa", "validation",

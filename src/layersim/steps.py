@@ -634,7 +634,7 @@ def progress_tables(
     *,
     preset: str | presets.Preset | None = None,
     limit: int = 300,
-    n_boot: int = 200,
+    n_boot: int = 100,
     data_dir: str | None = None,
     batch_size: int = 64,
     device: Any = None,
@@ -664,7 +664,8 @@ def progress_tables(
         )
     spec = presets.get_preset(preset, task.name)
     raw = tasks.load(task, "validation", limit=limit, data_dir=data_dir)
-    encoded = tasks.encode(task, tokenizer, raw, max_length=spec.max_length)
+    # In length order: every statistic here is order-free, and batches of similar lengths pad less.
+    encoded = tasks.sort_by_length(tasks.encode(task, tokenizer, raw, max_length=spec.max_length))
     statistics, matrices = [], []
     for step, max_steps, directory in tqdm(snapshots, desc="snapshots", disable=not progress):
         model = finetune.load_model(str(directory), task, seed=key.seed)
@@ -746,11 +747,16 @@ def robustness_tables(
     for name, (source, limit) in tqdm(sources.items(), desc="inputs", disable=not progress):
         raw = tasks.load(source, "validation", limit=limit, data_dir=data_dir, seed=key.seed)
         encoded = tasks.encode(source, tokenizer, raw, max_length=spec.max_length)
+        # Run in length order (less padding), then put the rows back: the sizes read prefixes.
+        order = tasks.length_order(encoded)
+        restore = torch.from_numpy(np.argsort(order))
         cache = layer_cache.cached_hidden_states(
-            model, tokenizer, source, encoded, batch_size=batch_size, with_outputs=True
-        )
-        states = robustness.pooled_states([(b, h) for b, (h, _) in cache],
+            model, tokenizer, source, encoded.select(order), batch_size=batch_size,
+            with_outputs=True,
+        )  # fmt: skip
+        pooled = robustness.pooled_states([(b, h) for b, (h, _) in cache],
                                           tokenizer.all_special_ids, seed=key.seed)  # fmt: skip
+        states = {pooling: (layers, x[:, restore]) for pooling, (layers, x) in pooled.items()}
         rows = states["cls"][1].shape[1]
         if name == "validation":
             here = robustness.sizes_for(rows, sizes)
@@ -761,8 +767,8 @@ def robustness_tables(
             for row in robustness.choice_rows(states, sizes=here, n_boot=n_boot, seed=key.seed)
         ]
         if (source.kind, source.num_labels) == (task.kind, task.num_labels):
-            logits = np.concatenate([out for _, (_, out) in cache])
-            labels = np.concatenate([b["labels"].numpy() for b, _ in cache])
+            logits = np.concatenate([out for _, (_, out) in cache])[restore.numpy()]
+            labels = np.concatenate([b["labels"].numpy() for b, _ in cache])[restore.numpy()]
             scores += [
                 {**key.as_dict(), "inputs": name, "n": len(labels), "metric": metric,
                  "value": float(value)}
