@@ -107,6 +107,24 @@ def test_blocks_in_most_tasks_reproduce_c1_c2_and_c6() -> None:
     assert card.loc["C4", "verdict"] == claims.NOT_TESTABLE
 
 
+def test_learned_leaves_chance_pairs_out_of_c5_and_c6_only() -> None:
+    # t0, t1 learned: blocks, nothing droppable (knee 6, boundary 5: gap 1); t2 at chance: its
+    # flat curve drops every layer (knee 0) and would pull C5 up and C6's gap to 5 on its own.
+    flat = [0.5] * 7
+    specs = [("m", "t0", 0, 0.2, NO_DROP, 5), ("m", "t1", 0, 0.2, NO_DROP, 5),
+             ("m", "t2", 0, 0.2, flat, 5)]  # fmt: skip
+    learned = pd.DataFrame({"model": "m", "task": ["t0", "t1", "t2"],
+                            "learned": [True, True, False]})  # fmt: skip
+    every, only = card_of(specs), card_of(specs, learned=learned)
+    assert every.loc["C5", "estimate"] == pytest.approx(1 / 3)
+    assert every.loc["C6", "estimate"] == pytest.approx((1 + 1 + 5) / 3)
+    assert only.loc["C5", "estimate"] == 0.0 and only.loc["C6", "estimate"] == 1.0
+    assert "(not learned, left out: t2)" in only.loc["C5", "evidence"]
+    assert "(not learned, left out: t2)" in only.loc["C6", "evidence"]
+    for claim in ("C1", "C2", "C3"):  # block structure counts every run
+        assert only.loc[claim].equals(every.loc[claim])
+
+
 def test_no_blocks_means_c1_not_reproduced_and_c6_not_testable() -> None:
     card = card_of([("m", f"t{i}", 0, 0.01, NO_DROP, 5) for i in range(3)])
     assert card.loc["C1", "estimate"] == 0.0

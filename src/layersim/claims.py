@@ -20,9 +20,13 @@ C5     share of pairs whose top layer(s) can be dropped          a majority of p
 C6     mean abs(knee - boundary) over pairs with blocks          at most half a layer
 =====  ========================================================  ================================
 
-Shares carry a 95% Wilson interval, the C4 difference and the C6 mean a 95% percentile bootstrap
-over pairs (``scipy.stats``; empty below two pairs). A claim is "not testable offline" when the
-results hold nothing to test it on (no ELECTRA model for C4, one task for C2, no blocks for C6).
+With ``learned`` (:func:`learned_table`), C5 and C6 count only the (model, task) pairs that
+fine-tuning learned: a model at chance keeps its metric whatever layers go, so its curve has no
+knee to compare. C1-C3 count every run (block structure is a property of the matrix, learned or
+not). Shares carry a 95% Wilson interval, the C4 difference and the C6 mean a 95% percentile
+bootstrap over pairs (``scipy.stats``; empty below two pairs). A claim is "not testable offline"
+when the results hold nothing to test it on (no ELECTRA model for C4, one task for C2, no blocks
+for C6).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ __all__ = [
     "REPRODUCED",
     "SCORECARD_COLUMNS",
     "learned_table",
+    "left_out_note",
     "only_learned",
     "pair_table",
     "run_table",
@@ -220,6 +225,15 @@ def only_learned(table: pd.DataFrame, learned: pd.DataFrame | None) -> pd.DataFr
     return table.merge(kept, on=["model", "task"])
 
 
+def left_out_note(table: pd.DataFrame, learned: pd.DataFrame | None) -> str:
+    """`` (not learned, left out: <tasks>)`` for the tasks of `table` that :func:`only_learned`
+    drops, for a verdict's evidence; empty when none is."""
+    if learned is None:
+        return ""
+    gone = sorted(set(table["task"]) - set(only_learned(table, learned)["task"]))
+    return f" (not learned, left out: {', '.join(gone)})" if gone else ""
+
+
 def run_table(
     blocks: pd.DataFrame,
     *,
@@ -329,6 +343,7 @@ def scorecard(
     threshold: float = DEFAULT_EXCESS_THRESHOLD,
     tolerance: float = KNEE_TOLERANCE,
     seed: int = 0,
+    learned: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per claim (:data:`CLAIM_IDS` order): statistic, estimate, 95% interval, verdict.
 
@@ -344,6 +359,9 @@ def scorecard(
         Metric loss that still counts as kept (C5, C6).
     seed
         Seed of the bootstrap intervals.
+    learned
+        :func:`learned_table` of the same runs: C5 and C6 then count only learned (model, task)
+        pairs and their evidence names the others. None counts every pair.
 
     Returns
     -------
@@ -429,7 +447,9 @@ def scorecard(
             )
         )
 
-    curves = pairs.dropna(subset=["knee"])
+    # A pair at chance loses nothing when layers go: C5 and C6 read learned pairs only.
+    dropping, left_out = only_learned(pairs, learned), left_out_note(pairs, learned)
+    curves = dropping.dropna(subset=["knee"])
     hits, total = int((curves["droppable"] >= 1).sum()), len(curves)
     mean_drop = float(curves["droppable"].mean()) if total else math.nan
     rows.append(
@@ -440,11 +460,12 @@ def scorecard(
             hits,
             total,
             lambda share: share > 0.5,
-            f"{hits} of {total} pairs; on average {mean_drop:.2f} top layers can be dropped",
+            f"{hits} of {total} pairs{left_out}; on average {mean_drop:.2f} top layers can be "
+            "dropped",
         )
     )
 
-    matched = pairs[pairs["blocks"].astype(bool)].dropna(subset=["gap"])
+    matched = dropping[dropping["blocks"].astype(bool)].dropna(subset=["gap"])
     statistic = "mean |knee - CKA boundary| in layers, over pairs with blocks"
     if matched.empty:
         rows.append(
@@ -454,7 +475,7 @@ def scorecard(
                 math.nan,
                 (math.nan, math.nan),
                 NOT_TESTABLE,
-                "no (model, task) pair with block structure to compare with its knee",
+                "no (model, task) pair with block structure to compare with its knee" + left_out,
             )
         )
     else:
@@ -467,7 +488,7 @@ def scorecard(
                 mean_gap,
                 _percentile_bootstrap((gaps,), _mean, seed),
                 REPRODUCED if mean_gap <= GAP_TOLERANCE else NOT_REPRODUCED,
-                f"{len(gaps)} pairs; knee minus boundary: "
+                f"{len(gaps)} pairs{left_out}; knee minus boundary: "
                 + ", ".join(f"{g:+.1f}" for g in matched["gap"]),
             )
         )

@@ -22,7 +22,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .claims import KNEE_TOLERANCE, _main_metric, _mean, _percentile_bootstrap, _row, only_learned
+from .claims import (
+    KNEE_TOLERANCE,
+    _main_metric,
+    _mean,
+    _percentile_bootstrap,
+    _row,
+    left_out_note,
+    only_learned,
+)
 from .truncate import truncation_knee
 
 __all__ = [
@@ -66,13 +74,6 @@ def main_metric_rows(table: pd.DataFrame) -> pd.DataFrame:
         lambda metrics: _main_metric(metrics.name, list(dict.fromkeys(metrics)))
     )
     return table[table["metric"] == keep]
-
-
-def _left_out(table: pd.DataFrame, learned: pd.DataFrame | None) -> str:
-    if learned is None:
-        return ""
-    gone = sorted(set(table["task"]) - set(only_learned(table, learned)["task"]))
-    return f" (not learned, left out: {', '.join(gone)})" if gone else ""
 
 
 def _depths(layer_drop: pd.DataFrame) -> pd.Series:
@@ -191,7 +192,7 @@ def scorecard_rows(
     rank correlation with the measured single-layer loss. With `learned`
     (:func:`layersim.claims.learned_table`), only the pairs fine-tuning learned count.
     """
-    left_out = _left_out(layer_drop, learned)
+    left_out = left_out_note(layer_drop, learned)
     layer_drop = only_learned(layer_drop, learned)
     layer_signals = only_learned(layer_signals, learned)
     summary = signal_summary(layer_drop, tolerance=tolerance)
