@@ -4,6 +4,7 @@ tables built with a known answer."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -102,6 +103,53 @@ def test_parting_depth_is_where_seeds_start_to_agree_more_than_tasks() -> None:
     assert row["claim"] == "E5" and row["estimate"] == 3
     assert row["verdict"].startswith("tasks part from layer 3 of 4")
     assert "9 seeds pairs" in row["evidence"] and "9 tasks pairs" in row["evidence"]
+
+
+def _redrawn_grid_difference(cka: dict, tasks: list[str], seeds: list[int]) -> float:
+    """Seeds-minus-tasks mean CKA of a grid built from drawn positions: every two positions of
+    one task that hold different seeds make a seeds pair, every two positions of one seed that
+    hold different tasks a tasks pair; each stands for the original pair's CKA."""
+    same_task = [cka["seeds", t, frozenset((s, u))] for t in tasks
+                 for s, u in itertools.combinations(seeds, 2) if s != u]  # fmt: skip
+    same_seed = [cka["tasks", s, frozenset((t, v))] for s in seeds
+                 for t, v in itertools.combinations(tasks, 2) if t != v]  # fmt: skip
+    if not same_task or not same_seed:
+        return math.nan
+    return float(np.mean(same_task) - np.mean(same_seed))
+
+
+def test_grid_differences_average_the_pairs_of_every_redrawn_grid() -> None:
+    runs = [(task, seed) for task in ("x", "y", "z") for seed in (0, 1)]
+    rng = np.random.default_rng(3)
+    pairs = pd.DataFrame([
+        {"comparison": c, "run_a": a, "run_b": b, "cka": rng.uniform(0.2, 1.0)}
+        for c, a, b in across.model_pairs(runs) if c != "pretrained"
+    ])  # fmt: skip
+    cka = {}
+    for c, a, b, value in pairs[["comparison", "run_a", "run_b", "cka"]].itertuples(index=False):
+        (ta, sa), (tb, sb) = across.split_label(a), across.split_label(b)
+        key = (
+            ("seeds", ta, frozenset((sa, sb)))
+            if c == "seeds"
+            else ("tasks", sa, frozenset((ta, tb)))
+        )
+        cka[key] = value
+    tasks, seeds = across.grid_tasks_and_seeds(pairs)
+    draws = [
+        (dt, ds)
+        for dt in itertools.product(tasks, repeat=3)
+        for ds in itertools.product(seeds, repeat=2)
+    ]  # every ordered draw: 27 x 4
+    counts_t = np.array([[dt.count(t) for t in tasks] for dt, _ in draws])
+    counts_s = np.array([[ds.count(s) for s in seeds] for _, ds in draws])
+    found = across.grid_differences(pairs, counts_t, counts_s)
+    expected = [_redrawn_grid_difference(cka, list(dt), list(ds)) for dt, ds in draws]
+    np.testing.assert_allclose(found, expected, rtol=0, atol=1e-12)  # NaN where expected NaN
+    assert np.isnan(found).sum() == 27 * 2 + 3 * 4 - 3 * 2  # one seed drawn, or one task
+    low, high = across.grid_bootstrap(pairs, n_boot=4000)
+    assert np.nanmin(expected) <= low < high <= np.nanmax(expected)
+    one_seed = pairs[pairs["comparison"] == "tasks"]
+    assert all(math.isnan(end) for end in across.grid_bootstrap(one_seed))
 
 
 def test_parting_needs_every_deeper_layer_and_says_when_there_is_none() -> None:

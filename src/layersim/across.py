@@ -13,9 +13,9 @@ common rows. CKA between layer i of one model and layer j of another is a rectan
 
 The rest are pure functions of the ``across`` table: :func:`agreement_table` (per comparison and
 depth: the diagonal CKA over pairs), :func:`parting_table` (per depth: how much more seeds agree
-than tasks, with a bootstrap interval over pairs), :func:`parting_depth` (the first layer from
-which on seeds agree more than tasks by over :data:`PARTING_MARGIN`) and the scorecard's E5 row,
-:func:`scorecard_row`.
+than tasks, with an interval from a bootstrap over the grid's seeds and tasks,
+:func:`grid_bootstrap`), :func:`parting_depth` (the first layer from which on seeds agree more
+than tasks by over :data:`PARTING_MARGIN`) and the scorecard's E5 row, :func:`scorecard_row`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import cka, tasks
 from .blocks import DEFAULT_EXCESS_THRESHOLD
-from .claims import _difference_of_means, _percentile_bootstrap, _row
+from .claims import _row
 
 __all__ = [
     "COMPARISONS",
@@ -39,6 +39,9 @@ __all__ = [
     "across_rows",
     "agreement_table",
     "diagonal",
+    "grid_bootstrap",
+    "grid_differences",
+    "grid_tasks_and_seeds",
     "model_pairs",
     "parting_depth",
     "parting_table",
@@ -235,20 +238,81 @@ def agreement_table(diagonals: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def grid_bootstrap(
+    pairs: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of (mean CKA of the seeds pairs) - (mean of the tasks pairs) from a
+    two-way bootstrap of the grid's models.
+
+    Pairs that share a model are not independent, so the pairs are not resampled; the grid is:
+    each replicate redraws its tasks and its seeds with replacement (the pigeonhole bootstrap of
+    Owen 2007, *Ann. Appl. Stat.* 1(2)) and averages the pairs the redrawn grid holds
+    (:func:`grid_differences`). A replicate that drew a single seed (no seeds pair) or a single
+    task is skipped. `pairs`: one layer's rows of :func:`diagonal` with comparison ``seeds`` or
+    ``tasks``. ``(nan, nan)`` below two seeds or two tasks.
+    """
+    grid_tasks, grid_seeds = grid_tasks_and_seeds(pairs)
+    if len(grid_tasks) < 2 or len(grid_seeds) < 2:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    task_counts = rng.multinomial(len(grid_tasks), [1 / len(grid_tasks)] * len(grid_tasks), n_boot)
+    seed_counts = rng.multinomial(len(grid_seeds), [1 / len(grid_seeds)] * len(grid_seeds), n_boot)
+    differences = grid_differences(pairs, task_counts, seed_counts)
+    defined = differences[np.isfinite(differences)]
+    if len(defined) < 2:
+        return (math.nan, math.nan)
+    low, high = np.quantile(defined, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def grid_tasks_and_seeds(pairs: pd.DataFrame) -> tuple[list[str], list[int]]:
+    """The sorted tasks and seeds of the runs in `pairs` (``run_a``, ``run_b`` labels)."""
+    labels = [split_label(label) for column in ("run_a", "run_b") for label in pairs[column]]
+    return sorted({task for task, _ in labels}), sorted({seed for _, seed in labels})
+
+
+def grid_differences(
+    pairs: pd.DataFrame, task_counts: np.ndarray, seed_counts: np.ndarray
+) -> np.ndarray:
+    """Seeds-minus-tasks mean CKA of redrawn grids: ``task_counts[r, i]`` and
+    ``seed_counts[r, j]`` say how often replicate ``r`` drew task i and seed j of
+    :func:`grid_tasks_and_seeds`. The redrawn grid holds a seeds pair (task t; seeds s, s')
+    ``w_t w_s w_s'`` times and a tasks pair (seed s; tasks t, t') ``w_s w_t w_t'`` times; NaN
+    where it holds no pair of one kind."""
+    grid_tasks, grid_seeds = grid_tasks_and_seeds(pairs)
+    a = [split_label(label) for label in pairs["run_a"]]
+    b = [split_label(label) for label in pairs["run_b"]]
+    t_a, t_b = ([grid_tasks.index(t) for t, _ in side] for side in (a, b))
+    s_a, s_b = ([grid_seeds.index(s) for _, s in side] for side in (a, b))
+    w_task, w_seed = np.asarray(task_counts, float), np.asarray(seed_counts, float)
+    is_seeds = (pairs["comparison"] == "seeds").to_numpy()
+    weights = np.where(
+        is_seeds,
+        w_task[:, t_a] * w_seed[:, s_a] * w_seed[:, s_b],
+        w_seed[:, s_a] * w_task[:, t_a] * w_task[:, t_b],
+    )
+    values = pairs["cka"].to_numpy(float)
+
+    def mean_of(kind: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):  # no pair of that kind: NaN
+            return weights[:, kind] @ values[kind] / weights[:, kind].sum(axis=1)
+
+    return mean_of(is_seeds) - mean_of(~is_seeds)
+
+
 def parting_table(
     diagonals: pd.DataFrame, *, margin: float = PARTING_MARGIN, seed: int = 0
 ) -> pd.DataFrame:
     """Per (model, layer): mean diagonal CKA of seed pairs minus that of task pairs
-    (``difference``), with a 95% percentile bootstrap interval that resamples the seed pairs and
-    the task pairs independently (pairs that share a model are not independent, so the interval
-    is a rough guide), and ``parted`` when its lower end is above `margin`."""
+    (``difference``), with the 95% interval of :func:`grid_bootstrap` (over the grid's seeds and
+    tasks, not its pairs), and ``parted`` when its lower end is above `margin`."""
     rows = []
     for (model, layer), group in diagonals.groupby(["model", "layer"], sort=True):
         same_task = group.loc[group["comparison"] == "seeds", "cka"].to_numpy(float)
         other_task = group.loc[group["comparison"] == "tasks", "cka"].to_numpy(float)
         if len(same_task) == 0 or len(other_task) == 0:
             continue
-        low, high = _percentile_bootstrap((same_task, other_task), _difference_of_means, seed)
+        low, high = grid_bootstrap(group[group["comparison"].isin(["seeds", "tasks"])], seed=seed)
         rows.append({
             "model": model, "layer": int(layer),
             "seeds": float(same_task.mean()), "tasks": float(other_task.mean()),
