@@ -59,6 +59,21 @@ def test_scorecard_row_says_before_with_or_after() -> None:
     assert formation.scorecard_row(none).iloc[0]["verdict"].startswith("not testable")
 
 
+def test_the_interval_redraws_tasks_before_seeds() -> None:
+    # task a: three seeds with lead -0.5 (onset 0.25, saturation 0.75); task b: one seed with
+    # lead +0.25 (onset 0.75, saturation 0.5). Redrawing the tasks gives aa (-0.5, p 1/4),
+    # ab (-0.3125, p 1/2) or bb (+0.25, p 1/4): the interval is exactly [-0.5, 0.25]. Redrawing
+    # the four runs alone would put the upper end at 0.0625 (four draws of b have p 1/256).
+    a = [progress_table(seed, [0.0, 0.1, 0.1, 0.1, 0.1], [0.5, 0.6, 0.7, 0.9, 0.9], task="a")
+         for seed in range(3)]  # fmt: skip
+    b = progress_table(0, [0.0, 0.0, 0.0, 0.1, 0.1], [0.5, 0.7, 0.9, 0.9, 0.9], task="b")
+    row = formation.scorecard_row(pd.concat([*a, b])).iloc[0]
+    assert (row["lower"], row["upper"]) == pytest.approx((-0.5, 0.25))
+    assert row["estimate"] == pytest.approx((3 * -0.5 + 0.25) / 4)
+    assert row["verdict"] == "with (the interval contains 0)"
+    assert all(math.isnan(end) for end in formation.two_stage_interval([np.array([0.3])]))
+
+
 def test_matrix_strip_labels_snapshots_by_share_of_training_in_order() -> None:
     cells = pd.DataFrame(
         [

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .blocks import DEFAULT_EXCESS_THRESHOLD
-from .claims import _main_metric, _mean, _percentile_bootstrap, _row, only_learned
+from .claims import _main_metric, _row, only_learned
 
 __all__ = [
     "QUESTION",
@@ -24,6 +24,7 @@ __all__ = [
     "matrix_strip",
     "onset_table",
     "scorecard_row",
+    "two_stage_interval",
     "with_fractions",
 ]
 
@@ -93,6 +94,26 @@ def onset_table(
     return pd.DataFrame(rows)
 
 
+def two_stage_interval(
+    groups: list[np.ndarray], *, seed: int = 0, n_boot: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of the mean over all values of `groups` (one array of runs per
+    (model, task) pair) from a two-stage bootstrap: each replicate redraws the groups with
+    replacement, then the values within each drawn group. The seeds of one task share it, so
+    they are not independent draws of the question; with a single group this is the ordinary
+    bootstrap over its values. ``(nan, nan)`` below two values."""
+    groups = [np.asarray(group, dtype=float) for group in groups if len(group)]
+    if sum(len(group) for group in groups) < 2:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    for replicate in range(n_boot):
+        drawn = [groups[i] for i in rng.integers(0, len(groups), len(groups))]
+        means[replicate] = np.concatenate([rng.choice(g, len(g)) for g in drawn]).mean()
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def scorecard_row(
     progress: pd.DataFrame,
     *,
@@ -101,14 +122,16 @@ def scorecard_row(
     seed: int = 0,
 ) -> pd.DataFrame:
     """The scorecard's E3 row: mean ``lead`` over runs whose finished model has the block, with a
-    95% bootstrap interval over runs; "before" when the interval lies below 0, "after" above 0,
-    "with" when it contains 0. With `learned` (:func:`layersim.claims.learned_table`), only runs
+    95% two-stage bootstrap interval (:func:`two_stage_interval`: the (model, task) pairs, then
+    their seeds); "before" when the interval lies below 0, "after" above 0, "with" when it
+    contains 0. With `learned` (:func:`layersim.claims.learned_table`), only runs
     of learned (model, task) pairs count: a metric that never moves has no saturation point."""
     progress = only_learned(progress, learned)
     onsets = onset_table(progress, threshold=threshold)
     formed = onsets[onsets["final_blocks"]]
     leads = formed["lead"].to_numpy(float)
-    low, high = _percentile_bootstrap((leads,), _mean, seed)
+    groups = [group["lead"].to_numpy(float) for _, group in formed.groupby(["model", "task"])]
+    low, high = two_stage_interval(groups, seed=seed)
     if len(leads) == 0:
         verdict = "not testable: no finished model with a late block"
     elif not math.isnan(high) and high < 0:
