@@ -60,8 +60,8 @@ start = time.perf_counter()
 print(f"{len(runs)} runs: {', '.join(across.run_label(key.task, key.seed) for key in runs)}")
 
 # %% [markdown]
-# The rectangular CKA matrices of every pair (first-token pooling, the paper's; biased and
-# debiased estimator), as tidy rows:
+# The rectangular CKA matrices of every pair (first-token pooling, the paper's, or a decoder's
+# last token; biased and debiased estimator), as tidy rows:
 
 # %%
 table = steps.across_table(

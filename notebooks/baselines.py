@@ -64,7 +64,22 @@ start = time.perf_counter()
 # %%
 pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
 tokenizer = finetune.load_tokenizer(model)
-table = steps.baseline_table(key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size)
+rows = steps.evaluation_rows(task, limit=presets.get_preset(preset, task).eval_limit)
+record = steps.validation_record(
+    key,
+    "pretrained",
+    pretrained,
+    tokenizer,
+    task,
+    rows,
+    work_dir=work_dir,
+    weights=model,
+    preset=preset,
+    batch_size=batch_size,
+)  # the run's shared pass (layersim.passes): computed by the similarity step
+table = steps.baseline_table(
+    key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size, record=record
+)
 table.pivot(index="baseline", columns="metric", values="value")
 
 # %%

@@ -19,8 +19,8 @@
 # Step 1 saved the weights at fixed fractions of the optimizer steps (`progress/step-N` in the
 # run's model directory). At each snapshot, one forward pass over the same validation examples
 # gives the CKA matrix of the layers (first-token pooling, biased linear CKA: the paper's
-# measurement), its block statistics with bootstrap intervals, and the task metric: does the late
-# block appear before, with or after the metric saturates (E3)?
+# measurement; a decoder's last token), its block statistics with bootstrap intervals, and the task
+# metric: does the late block appear before, with or after the metric saturates (E3)?
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).

@@ -17,12 +17,13 @@
 # # Step 7: how robust is the block verdict? (E4)
 #
 # The paper measures block structure one way: biased linear CKA of the first token's state on the
-# task's validation inputs. Here the fine-tuned model of step 1 reads its inputs once with all
-# hidden states kept, and `layersim.robustness` re-reads them under the other reasonable choices:
-# fewer inputs (the first `n` of the same seeded set), the debiased estimator (with a
-# half-sampling interval, as a bootstrap repeats inputs), pooling by the mean over tokens or by one
-# random token per input, and, for the movie-review models, sentences from other domains (tweets,
-# Amazon and New York Times snippets). Each choice gets C1's verdict and boundary.
+# task's validation inputs (for a decoder, the last token's: what its head reads). Here the
+# fine-tuned model of step 1 reads its inputs once with all hidden states kept (the run's shared
+# pass, `layersim.passes`, for its own inputs), and `layersim.robustness` re-reads them under the
+# other reasonable choices: fewer inputs (the first `n` of the same seeded set), the debiased
+# estimator (with a half-sampling interval, as a bootstrap repeats inputs), pooling by the mean over
+# tokens or by one random token per input, and, for the movie-review models, sentences from other
+# domains (tweets, Amazon and New York Times snippets). Each choice gets C1's verdict and boundary.
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
@@ -75,9 +76,21 @@ print(f"{truncate.num_layers(head)} layers; other domains: "
 # Block excess (with its interval) and boundary under every choice:
 
 # %%
+record = steps.validation_record(
+    key,
+    "finetuned",
+    head,
+    tokenizer,
+    task,
+    steps.evaluation_rows(task, limit=max(sizes), seed=seed),
+    work_dir=work_dir,
+    weights=str(model_dir),
+    preset=preset,
+    batch_size=batch_size,
+)  # the run's shared pass (layersim.passes): computed by the similarity step
 tables = steps.robustness_tables(
     key, head, tokenizer, task, preset=preset, sizes=sizes, domain_examples=domain_examples,
-    n_boot=n_boot, batch_size=batch_size, progress=True,
+    n_boot=n_boot, batch_size=batch_size, progress=True, record=record,
 )  # fmt: skip
 verdicts = robustness.verdict_table(tables["robustness"])
 verdicts.pivot_table(index=["inputs", "n"], columns=["pooling", "estimator"], values="excess")

@@ -18,8 +18,9 @@
 #
 # The paper's main measurement. Both the fine-tuned model from step 1 and the pretrained model it
 # started from read the same validation inputs; every layer's output is pooled to one vector per
-# input (by default the first token, `[CLS]` or `<s>`), and linear CKA compares every pair of
-# layers. Three matrices come out of one run:
+# input (by default what the task head reads: the first token, `[CLS]` or `<s>`, of an encoder;
+# the last real token of a decoder), and linear CKA compares every pair of layers. Three matrices
+# come out of one run:
 #
 # - `finetuned`: the fine-tuned model's layers against each other (claim C1: two blocks);
 # - `pretrained`: the same for the pretrained model (claim C3: smooth decay instead);
@@ -54,7 +55,7 @@ results_dir = "../results"
 work_dir = "../runs"
 device = "auto"
 examples = None  # validation inputs compared (None: the preset's similarity_examples)
-pooling = "cls"  # cls | mean | last | tokens
+pooling = None  # None: the model's own (cls: first token; decoders: last) | cls | mean | tokens
 batch_size = 64
 max_length = None  # None: the preset's
 n_boot = 200  # bootstrap replicates for the block statistics
@@ -63,9 +64,8 @@ n_boot = 200  # bootstrap replicates for the block statistics
 import time
 
 from torch.utils.data import DataLoader
-from transformers import AutoModel
 
-from layersim import devices, finetune, presets, reps, results, steps, tasks
+from layersim import devices, families, finetune, presets, reps, results, steps, tasks, truncate
 
 chosen_device = devices.select_device(device)
 key = results.RunKey(preset, presets.model_key(model), task, seed)
@@ -75,27 +75,46 @@ max_length = max_length or spec.max_length
 start = time.perf_counter()
 
 # %% [markdown]
-# The inputs: up to `examples` validation examples, tokenized as for fine-tuning.
+# The two models: the fine-tuned checkpoint of step 1, and the pretrained model with the same
+# seed (for randomly initialised `tiny-*` models, the exact weights fine-tuning started from).
+# Their inputs: `examples` validation examples (a subset drawn with the run's seed), tokenized as
+# for fine-tuning.
 
 # %%
 tokenizer = finetune.load_tokenizer(model)
-dataset = tasks.load(task, "validation", limit=examples, seed=seed)
-encoded = tasks.encode(task, tokenizer, dataset, max_length=max_length)
-loader = DataLoader(encoded, batch_size=batch_size, collate_fn=tasks.collator(task, tokenizer))
-print(f"{len(encoded)} validation inputs of {task}")
+model_dir = str(key.run_dir(work_dir) / "model")
+finetuned = finetune.load_model(model_dir, task, seed=seed).to(chosen_device)
+pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
+own = families.natural_pooling(finetuned)
+pooling = pooling or own
+layers = steps.compared_layers(truncate.num_layers(finetuned), pooling)
+rows = steps.evaluation_rows(task, limit=examples, seed=seed)
+print(f"{len(rows)} validation inputs of {task}; pooling {pooling}")
 
 # %% [markdown]
-# The two models: the fine-tuned checkpoint of step 1, and the pretrained model with the same
-# seed (for randomly initialised `tiny-*` models, the exact weights fine-tuning started from).
+# Each model reads them once: the run's shared pass (`layersim.passes`), which the truncation,
+# baselines and robustness steps read too. Other poolings or lengths get a pass of their own.
 
 # %%
-finetuned = AutoModel.from_pretrained(key.run_dir(work_dir) / "model").to(chosen_device)
-pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
-layers = steps.compared_layers(finetuned.config.num_hidden_layers, pooling)
-kwargs = dict(pooling=pooling, layers=layers, autocast=chosen_device.type == "cuda",
-              special_token_ids=tokenizer.all_special_ids, progress=True)  # fmt: skip
-reps_finetuned = reps.layer_representations(finetuned, loader, **kwargs)
-reps_pretrained = reps.layer_representations(pretrained, loader, **kwargs)
+if pooling in (own, "mean") and max_length == spec.max_length:
+    sources = {"finetuned": (finetuned, model_dir), "pretrained": (pretrained, model)}
+    found = {
+        role: steps.validation_record(
+            key, role, network, tokenizer, task, rows, work_dir=work_dir, weights=source,
+            preset=preset, batch_size=batch_size,
+        ).pooled[pooling][layers]
+        for role, (network, source) in sources.items()
+    }  # fmt: skip
+    reps_finetuned, reps_pretrained = found["finetuned"], found["pretrained"]
+else:
+    dataset = tasks.load(task, "validation", limit=examples, seed=seed)
+    encoded = tasks.encode(task, tokenizer, dataset, max_length=max_length)
+    loader = DataLoader(encoded, batch_size=batch_size,
+                        collate_fn=tasks.collator(task, tokenizer))  # fmt: skip
+    kwargs = dict(pooling=pooling, layers=layers, autocast=chosen_device.type == "cuda",
+                  special_token_ids=tokenizer.all_special_ids, progress=True)  # fmt: skip
+    reps_finetuned = reps.layer_representations(finetuned, loader, **kwargs)
+    reps_pretrained = reps.layer_representations(pretrained, loader, **kwargs)
 n = reps_finetuned.shape[1]
 print(f"representations: {tuple(reps_finetuned.shape)} (layers, inputs, width)")
 

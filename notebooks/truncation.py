@@ -75,8 +75,20 @@ print(f"{AutoConfig.from_pretrained(model_dir).model_type}, {depth} layers")
 # transformers, so its curve starts at k = 1):
 
 # %%
+rows = steps.evaluation_rows(task, limit=eval_limit)
+record = steps.validation_record(
+    key,
+    "finetuned",
+    head,
+    tokenizer,
+    task,
+    rows,
+    work_dir=work_dir,
+    weights=str(model_dir),
+    preset=preset,
+)  # the run's shared pass (layersim.passes): computed by the similarity step
 curve = steps.truncation_curve(
-    key, head, tokenizer, task, limit=eval_limit, preset=preset, progress=True
+    key, head, tokenizer, task, limit=eval_limit, preset=preset, progress=True, record=record
 )
 curve.pivot(index="layers_kept", columns="metric", values="value")
 

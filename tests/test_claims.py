@@ -117,8 +117,8 @@ def test_learned_leaves_chance_pairs_out_of_c5_and_c6_only() -> None:
                             "learned": [True, True, False]})  # fmt: skip
     every, only = card_of(specs), card_of(specs, learned=learned)
     assert every.loc["C5", "estimate"] == pytest.approx(1 / 3)
-    assert every.loc["C6", "estimate"] == pytest.approx((1 + 1 + 5) / 3)
-    assert only.loc["C5", "estimate"] == 0.0 and only.loc["C6", "estimate"] == 1.0
+    assert every.loc["C6", "estimate"] == pytest.approx((1 + 1 + 5) / 3 / 6)  # share of 6 layers
+    assert only.loc["C5", "estimate"] == 0.0 and only.loc["C6", "estimate"] == pytest.approx(1 / 6)
     assert "(not learned, left out: t2)" in only.loc["C5", "evidence"]
     assert "(not learned, left out: t2)" in only.loc["C6", "evidence"]
     for claim in ("C1", "C2", "C3"):  # block structure counts every run
@@ -153,26 +153,26 @@ def test_c2_needs_two_tasks() -> None:
 
 
 def test_c6_interval_is_a_bootstrap_of_the_mean_gap() -> None:
-    # boundaries 5, 3 and 4 against knee 5 on every curve: gaps 0, 2 and 1, mean 1
+    # boundaries 5, 3 and 4 against knee 5 on every curve: gaps 0, 2 and 1 of 6 layers, mean 1/6
     specs = [("m", f"t{i}", 0, 0.2, FULL_DROP_ONE, b) for i, b in enumerate((5, 3, 4))]
     card = card_of(specs)
-    assert card.loc["C6", "estimate"] == pytest.approx(1.0)
+    assert card.loc["C6", "estimate"] == pytest.approx(1 / 6)
     low, high = card.loc["C6", ["lower", "upper"]]
     # a resampled mean of three values lies between their minimum and maximum
-    assert 0.0 <= low < 1.0 < high <= 2.0
+    assert 0.0 <= low < 1 / 6 < high <= 2 / 6
     same = card_of([("m", f"t{i}", 0, 0.2, FULL_DROP_ONE, 4) for i in range(3)])
-    assert tuple(same.loc["C6", ["lower", "upper"]]) == (1.0, 1.0)  # no spread, no width
+    assert tuple(same.loc["C6", ["lower", "upper"]]) == pytest.approx((1 / 6, 1 / 6))
 
 
 def test_c6_of_a_single_pair_has_no_interval() -> None:
     card = card_of([("m", "t", 0, 0.2, FULL_DROP_ONE, 4)])
-    assert card.loc["C6", "estimate"] == 1.0
+    assert card.loc["C6", "estimate"] == pytest.approx(1 / 6)  # one layer of six
     assert math.isnan(card.loc["C6", "lower"]) and math.isnan(card.loc["C6", "upper"])
 
 
 def test_knee_mismatch_fails_c6() -> None:
     card = card_of([("m", f"t{i}", 0, 0.2, NO_DROP, 4) for i in range(3)])
-    assert card.loc["C6", "estimate"] == pytest.approx(2.0)  # knee 6, boundary 4
+    assert card.loc["C6", "estimate"] == pytest.approx(2 / 6)  # knee 6, boundary 4, of 6 layers
     assert card.loc["C6", "verdict"] == claims.NOT_REPRODUCED
 
 
@@ -206,7 +206,7 @@ def test_bad_tables_are_refused() -> None:
     two_poolings = pd.concat([blocks, blocks.assign(pooling="mean")])
     with pytest.raises(ValueError, match="select one pooling"):
         claims.scorecard(two_poolings, curves)
-    with pytest.raises(ValueError, match="one preset"):
+    with pytest.raises(ValueError, match="several presets"):
         claims.scorecard(pd.concat([blocks, blocks.assign(preset="tiny")]), curves)
     with pytest.raises(ValueError, match="estimator 'debiased'"):
         claims.scorecard(blocks, curves, estimator="debiased")
@@ -242,3 +242,30 @@ def test_learned_table_compares_the_seed_mean_with_the_best_baseline() -> None:
     assert math.isnan(table.loc["unknown", "margin"]) and math.isnan(
         table.loc["unknown", "learned"]
     )
+
+
+def test_c6_counts_the_gap_as_a_share_of_each_models_depth() -> None:
+    # one layer off in a 6-layer model (1/6) is too much; one layer off in a 12-layer one (1/12)
+    # is within the tolerance
+    deep = [0.5] * 11 + [0.9, 0.9]  # knee 11 of 12
+    shallow = card_of([("small", f"t{i}", 0, 0.2, FULL_DROP_ONE, 4) for i in range(2)])
+    assert shallow.loc["C6", "verdict"] == claims.NOT_REPRODUCED
+    deeper = card_of([("big", f"t{i}", 0, 0.2, deep, 10) for i in range(2)])
+    assert deeper.loc["C6", "estimate"] == pytest.approx(1 / 12)
+    assert deeper.loc["C6", "verdict"] == claims.REPRODUCED
+
+
+def test_scorecard_by_model_decides_each_model_alone_then_all() -> None:
+    specs = [("a", f"t{i}", s, 0.2, FULL_DROP_ONE, 5) for i in range(2) for s in range(2)]
+    specs += [("b", f"t{i}", s, 0.0, NO_DROP, 5) for i in range(2) for s in range(2)]
+    blocks, curves = tables(specs)
+    blocks.loc[blocks["model"] == "b", "preset"] = "models"  # models may come from two presets
+    curves.loc[curves["model"] == "b", "preset"] = "models"
+    card = claims.scorecard_by_model(blocks, curves).set_index(["model", "claim"])
+    assert list(card.index.get_level_values(0).unique()) == ["a", "b", claims.ALL_MODELS]
+    assert set(card.index.get_level_values(1)) == {"C1", "C2", "C3", "C5", "C6"}
+    assert card.loc[("a", "C1"), "estimate"] == 1.0  # every run of a has blocks
+    assert card.loc[("b", "C1"), "estimate"] == 0.0
+    assert card.loc[(claims.ALL_MODELS, "C1"), "estimate"] == 0.5  # 4 of 8 runs
+    assert card.loc[("b", "C5"), "verdict"] == claims.NOT_REPRODUCED
+    assert card.loc[(claims.ALL_MODELS, "C5"), "estimate"] == 0.5

@@ -35,7 +35,7 @@ from layersim.tasks import PAPER_TASKS, REAL_TASKS, SYNTHETIC_TASKS, get_task
 
 
 def test_presets_hold_the_design_defaults() -> None:
-    assert set(PRESETS) == {"tiny", "demo", "synthetic", "paper", "paper-large"}
+    assert set(PRESETS) == {"tiny", "demo", "synthetic", "models", "paper", "paper-large"}
     assert get_preset() is PRESETS["demo"]
     paper = get_preset("paper")
     assert paper.models == ("roberta-base", "albert-base-v2", "google/electra-base-discriminator")
@@ -56,6 +56,9 @@ def test_presets_hold_the_design_defaults() -> None:
     # per-task settings apply only to their task
     assert get_preset("demo", "vitaminc").max_length == 128 and demo.max_length == 64
     assert get_preset("demo", "movie_polarity") == demo
+    models = get_preset("models")  # the two deeper packaged models on MiniLM's learned tasks
+    assert models.models == ("mpnet-base", "smollm2-135m")
+    assert set(models.tasks) <= set(REAL_TASKS) and models.train_limit == demo.train_limit
     tiny = get_preset("tiny")
     assert set(tiny.tasks) <= set(SYNTHETIC_TASKS) and tiny.train_limit <= 1000
     for preset in PRESETS.values():
@@ -64,7 +67,7 @@ def test_presets_hold_the_design_defaults() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny, demo, synthetic, paper"):
+    with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny, demo, synthetic, models, paper"):
         get_preset("huge")
 
 

@@ -32,7 +32,9 @@ def _from_cache(model, tokenizer, task, encoded, layers, batch_size):
                                  with_logits=True)  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "tiny-electra"])
+@pytest.mark.parametrize(
+    "name", ["tiny-bert", "tiny-roberta", "tiny-electra", "tiny-mpnet", "tiny-llama"]
+)
 @pytest.mark.parametrize("layers", [(2,), (2, 4), (3, 4), (4,), (2, 3, 4)])
 def test_starting_from_the_cache_equals_running_the_pruned_model(name, layers, tokenizer) -> None:
     model = load_model(name, "synth_sentiment", seed=0).eval()

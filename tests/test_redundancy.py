@@ -98,3 +98,15 @@ def test_cka_with_last_matches_the_formula_by_hand() -> None:
 def test_bad_input_is_refused(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_budget_grid_scores_every_budget_of_shallow_models_and_a_grid_of_deep_ones() -> None:
+    from layersim.redundancy import budget_grid
+
+    assert budget_grid(6) == [0, 1, 2, 3, 4, 5, 6]
+    assert budget_grid(4) == [0, 1, 2, 3, 4]
+    assert budget_grid(12) == list(range(0, 13, 2))
+    assert budget_grid(30) == list(range(0, 31, 5))
+    assert budget_grid(13) == [0, 3, 6, 9, 12, 13]  # the full depth is always scored
+    with pytest.raises(ValueError, match="positive number of layers"):
+        budget_grid(0)

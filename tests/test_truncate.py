@@ -23,8 +23,8 @@ from layersim.truncate import (
 )
 
 ARCHITECTURES = [
-    "bert", "roberta", "electra", "deberta-v2", "distilbert", "albert", "gpt2", "llama",
-    "mistral", "qwen2",
+    "bert", "roberta", "electra", "deberta-v2", "distilbert", "albert", "mpnet", "gpt2",
+    "llama", "mistral", "qwen2",
 ]  # fmt: skip
 
 

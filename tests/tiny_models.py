@@ -14,6 +14,7 @@ from transformers import (
     GPT2Config,
     LlamaConfig,
     MistralConfig,
+    MPNetConfig,
     PretrainedConfig,
     Qwen2Config,
     RobertaConfig,
@@ -53,6 +54,8 @@ def tiny_config(model_type: str) -> PretrainedConfig:
         )  # fmt: skip
     if model_type == "albert":
         return AlbertConfig(embedding_size=16, **_COMMON)
+    if model_type == "mpnet":
+        return MPNetConfig(**_COMMON)
     if model_type == "gpt2":
         return GPT2Config(
             vocab_size=VOCAB, n_embd=32, n_head=4, n_layer=3, n_positions=64, num_labels=2,

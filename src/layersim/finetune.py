@@ -45,6 +45,7 @@ from transformers import (
     set_seed,
 )
 
+from layersim import families  # registers the decoders' multiple-choice heads
 from layersim.devices import describe_device
 from layersim.presets import Preset, get_preset, resolve_model, resolve_tokenizer
 from layersim.results import atomic_write, software_versions
@@ -116,9 +117,12 @@ def load_tokenizer(model_name_or_path: str) -> Any:
     """
     source = resolve_tokenizer(model_name_or_path)
     try:
-        return AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
     except OSError as error:
         raise OSError(_unreachable_message(model_name_or_path, error)) from error
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # decoders such as GPT-2 ship without one
+    return tokenizer
 
 
 def _unreachable_message(name: str, error: Exception) -> str:
@@ -139,7 +143,8 @@ def load_model(model_name_or_path: str, task: str | Task, *, seed: int = 0) -> P
         A name accepted by :func:`layersim.presets.resolve_model`.
     task : str or Task
         Gives the head: sequence classification (``num_labels`` classes), regression
-        (``num_labels=1``, ``problem_type="regression"``) or multiple choice.
+        (``num_labels=1``, ``problem_type="regression"``) or multiple choice (for decoders,
+        :mod:`layersim.families`' head: each choice scored at its last real token).
     seed : int
         Seeds the initialisation of the head (and of every weight of a ``tiny-*`` model).
 
@@ -167,11 +172,16 @@ def load_model(model_name_or_path: str, task: str | Task, *, seed: int = 0) -> P
         config = copy.deepcopy(source)
         for key, value in labels.items():
             setattr(config, key, value)
-        return head.from_config(config)
-    try:
-        return head.from_pretrained(source, **labels)
-    except OSError as error:
-        raise OSError(_unreachable_message(model_name_or_path, error)) from error
+        model = head.from_config(config)
+    else:
+        try:
+            model = head.from_pretrained(source, **labels)
+        except OSError as error:
+            raise OSError(_unreachable_message(model_name_or_path, error)) from error
+    if families.is_decoder(model) and model.config.pad_token_id is None:
+        # A decoder's head finds the last real token by the padding id.
+        model.config.pad_token_id = load_tokenizer(model_name_or_path).pad_token_id
+    return model
 
 
 # --------------------------------------------------------------------------- provenance

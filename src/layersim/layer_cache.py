@@ -9,9 +9,13 @@ top ``n`` layers then costs no layer at all, only the head. The result is the sa
 running the pruned model from its input (tests compare the two).
 
 Supported where the embedding output is one module's output that goes straight into layer 1
-(:func:`embedding_output_module`): BERT, RoBERTa, XLM-R, ELECTRA and DistilBERT. Other
-architectures (ALBERT's shared stack, DeBERTa-v2's relative positions, decoders' final norm) get
-``None`` there and are scored by running the pruned model in full.
+(:func:`embedding_output_module`): BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT, MPNet (whose
+relative position bias depends only on the sequence length) and the Llama family (Llama,
+Mistral, Qwen2: token embeddings, with the rotary positions computed beside them). In the Llama
+family the last hidden state is the one after the final norm, so only states ``0..L-1`` may be fed
+back (a pruned model always starts below its lowest dropped layer, so it never needs state
+``L``). Other architectures (ALBERT's shared stack, DeBERTa-v2's relative positions, GPT-2's
+embedding sum) get ``None`` there and are scored by running the pruned model in full.
 """
 
 from __future__ import annotations
@@ -25,15 +29,24 @@ from torch import nn
 
 from layersim.tasks import Task, collator
 
-__all__ = ["cached_hidden_states", "embedding_output_module", "starting_from"]
+__all__ = [
+    "cached_hidden_states",
+    "embedding_output_module",
+    "hidden_state_batches",
+    "starting_from",
+]
 
-_EMBEDDINGS_FIRST = ("bert", "roberta", "xlm-roberta", "electra", "distilbert")
+_EMBEDDINGS_FIRST = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet")
+_TOKEN_EMBEDDINGS_FIRST = ("llama", "mistral", "qwen2")
 
 
 def embedding_output_module(model: nn.Module) -> nn.Module | None:
     """The module whose output is hidden state 0 and the first layer's input, or None where the
     architecture has no such single module (see the module docstring)."""
-    if getattr(getattr(model, "config", None), "model_type", None) not in _EMBEDDINGS_FIRST:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in _TOKEN_EMBEDDINGS_FIRST:
+        return model.base_model.embed_tokens
+    if model_type not in _EMBEDDINGS_FIRST:
         return None
     base = model.base_model
     # ELECTRA with embedding_size != hidden_size projects the embeddings before layer 1.
@@ -47,6 +60,34 @@ def batches(task: Task, tokenizer: Any, encoded: Any, batch_size: int) -> Iterat
         yield collate([encoded[i] for i in range(start, min(start + batch_size, len(encoded)))])
 
 
+def hidden_state_batches(
+    model: nn.Module,
+    tokenizer: Any,
+    task: Task,
+    encoded: Any,
+    *,
+    batch_size: int,
+    with_outputs: bool = False,
+) -> Iterator[tuple[dict, Any]]:
+    """Per batch of :func:`batches`, as it is computed: the collated batch and the model's stacked
+    hidden states, ``(L + 1, rows, seq, d)`` float32 on the CPU (multiple choice: one row per
+    choice); with `with_outputs`, ``(hidden states, logits as a numpy array)`` instead of the
+    hidden states. One batch of states is in memory at a time (unless the caller keeps them)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches(task, tokenizer, encoded, batch_size):
+            inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
+            with torch.no_grad():  # not inference_mode: the batches are returned to the caller
+                output = model(**inputs, output_hidden_states=True)
+            hidden = torch.stack([h.float().cpu() for h in output.hidden_states])
+            logits = output.logits.float().cpu().numpy()
+            yield batch, ((hidden, logits) if with_outputs else hidden)
+    finally:
+        model.train(was_training)
+
+
 def cached_hidden_states(
     model: nn.Module,
     tokenizer: Any,
@@ -56,24 +97,13 @@ def cached_hidden_states(
     batch_size: int,
     with_outputs: bool = False,
 ) -> list[tuple[dict, Any]]:
-    """Per batch of :func:`batches`: the collated batch and the model's stacked hidden states,
-    ``(L + 1, rows, seq, d)`` float32 on the CPU (multiple choice: one row per choice); with
-    `with_outputs`, ``(hidden states, logits as a numpy array)`` instead of the hidden states."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    found = []
-    try:
-        with torch.no_grad():  # not inference_mode: the batches are returned to the caller
-            for batch in batches(task, tokenizer, encoded, batch_size):
-                inputs = {k: v.to(device) for k, v in batch.items() if k != "labels"}
-                output = model(**inputs, output_hidden_states=True)
-                hidden = torch.stack([h.float().cpu() for h in output.hidden_states])
-                logits = output.logits.float().cpu().numpy()
-                found.append((batch, (hidden, logits) if with_outputs else hidden))
-    finally:
-        model.train(was_training)
-    return found
+    """:func:`hidden_state_batches`, all kept: per batch, the collated batch and the model's
+    stacked hidden states (with `with_outputs`, ``(hidden states, logits)``)."""
+    return list(
+        hidden_state_batches(
+            model, tokenizer, task, encoded, batch_size=batch_size, with_outputs=with_outputs
+        )
+    )
 
 
 @contextlib.contextmanager

@@ -35,7 +35,10 @@ __all__ = [
     "block_statistics",
     "cka_heatmaps",
     "cross_diagonal",
+    "depth_boundaries",
+    "depth_truncation_curves",
     "enable_offline_renderer",
+    "model_heatmaps",
     "offline_html",
     "progress_curves",
     "robustness_curves",
@@ -165,6 +168,136 @@ def cka_heatmaps(
         row=alt.Row(f"{row}:N", title=None, sort=sort_of.get(row, "ascending")),
         column=alt.Column(f"{column}:N", title=None, sort=sort_of.get(column, "ascending")),
     ).resolve_scale(x="independent", y="independent")
+
+
+def model_heatmaps(
+    cka: pd.DataFrame,
+    *,
+    kinds: Sequence[str] = ("pretrained", "finetuned"),
+    estimator: str = "biased",
+    size: int = 200,
+    models: Sequence[str] | None = None,
+) -> alt.VConcatChart:
+    """Models of different depths side by side: per task (rows) and kind, one heatmap per model,
+    each drawn `size` pixels wide whatever its number of layers (mean over seeds), so that a
+    6-, a 12- and a 30-layer model read on one scale. `models` orders the columns."""
+    _require(cka, [*_RUN, "seed", "kind", "layer_a", "layer_b", "cka", "estimator"],
+             "model_heatmaps")  # fmt: skip
+    frame = _one(cka, "estimator", estimator, "model_heatmaps")
+    frame = frame[frame["kind"].isin(list(kinds))]
+    mean = (
+        frame.groupby(["model", "task", "kind", "layer_a", "layer_b"], sort=False)
+        .agg(cka=("cka", "mean"), seeds=("seed", _seeds))
+        .reset_index()
+    )
+    order = list(models) if models is not None else list(dict.fromkeys(mean["model"]))
+    rows = []
+    for task in dict.fromkeys(mean["task"]):
+        for kind in kinds:
+            panels = []
+            for model in order:
+                data = mean[(mean["task"] == task) & (mean["kind"] == kind)
+                            & (mean["model"] == model)]  # fmt: skip
+                if data.empty:
+                    continue
+                layers = sorted(set(data["layer_a"]))
+                every = max(1, round(len(layers) / 6))  # about six labels per axis
+                ticks = [v for v in layers if v % every == 0 or v == layers[-1]]
+                axis = {"values": ticks, "labelAngle": 0}
+                panels.append(
+                    alt.Chart(data, title=f"{model} · {KIND_TITLES.get(kind, kind)} · {task}")
+                    .mark_rect()
+                    .encode(
+                        x=alt.X("layer_b:O", title="layer", sort=layers, axis=alt.Axis(**axis)),
+                        y=alt.Y(
+                            "layer_a:O",
+                            title="layer",
+                            sort=list(reversed(layers)),
+                            axis=alt.Axis(**axis),
+                        ),
+                        color=_cka_color(),
+                        tooltip=[
+                            alt.Tooltip("model:N"),
+                            alt.Tooltip("task:N"),
+                            alt.Tooltip("layer_a:O", title="layer (row)"),
+                            alt.Tooltip("layer_b:O", title="layer (column)"),
+                            alt.Tooltip("cka:Q", title="CKA (mean over seeds)", format=".4f"),
+                            alt.Tooltip("seeds:N"),
+                        ],
+                    )  # fmt: skip
+                    .properties(width=size, height=size)
+                )
+            if panels:
+                rows.append(alt.hconcat(*panels))
+    if not rows:
+        raise ValueError(f"model_heatmaps: no rows of kinds {list(kinds)}")
+    return alt.vconcat(*rows)
+
+
+def depth_truncation_curves(relative: pd.DataFrame, *, models: Sequence[str] | None = None):
+    """The main metric against the share of layers kept, one line per model (mean over seeds,
+    seeds as points), one panel per task. `relative` is
+    :func:`layersim.depth.relative_truncation`."""
+    _require(relative, ["model", "task", "seed", "layers_kept", "kept_fraction", "metric",
+                        "value", "layers"], "depth_truncation_curves")  # fmt: skip
+    order = list(models) if models is not None else list(dict.fromkeys(relative["model"]))
+    x = alt.X("kept_fraction:Q", title="share of layers kept (k / L)",
+              scale=alt.Scale(domain=[0, 1]))  # fmt: skip
+    color = alt.Color("model:N", title="model", sort=order)
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("task:N"), alt.Tooltip("metric:N"),
+               alt.Tooltip("layers_kept:Q", title="layers kept"),
+               alt.Tooltip("layers:Q", title="of")]  # fmt: skip
+    line = alt.Chart().mark_line().encode(
+        x=x, y=alt.Y("mean(value):Q", title="validation metric"), color=color,
+        tooltip=[*tooltip, alt.Tooltip("mean(value):Q", title="mean over seeds", format=".4f")],
+    )  # fmt: skip
+    points = alt.Chart().mark_point(opacity=0.5, size=20).encode(
+        x=x, y="value:Q", color=color,
+        tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("value:Q", format=".4f")],
+    )  # fmt: skip
+    return (
+        alt.layer(line, points, data=relative.assign(seed=relative["seed"].astype(str)))
+        .properties(width=300, height=200)
+        .facet(column=alt.Column("task:N", title=None))
+    )
+
+
+def depth_boundaries(runs: pd.DataFrame, *, models: Sequence[str] | None = None) -> alt.Chart:
+    """Where the late block starts, as a share of the depth: one point per fine-tuned run
+    (filled when the run has two blocks), per model and task. `runs` is
+    :func:`layersim.depth.run_depths`."""
+    _require(runs, ["model", "task", "seed", "boundary", "layers", "boundary_fraction",
+                    "blocks", "excess"], "depth_boundaries")  # fmt: skip
+    order = list(models) if models is not None else list(dict.fromkeys(runs["model"]))
+    frame = runs.assign(
+        seed=runs["seed"].astype(str),
+        verdict=np.where(runs["blocks"].astype(bool), "two blocks", "no blocks"),
+    )
+    return (
+        alt.Chart(frame)
+        .mark_point(size=70)
+        .encode(
+            x=alt.X(
+                "boundary_fraction:Q",
+                title="first layer of the late block, as a share of L",
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            y=alt.Y("model:N", title=None, sort=order),
+            yOffset=alt.YOffset("task:N"),
+            color=alt.Color("task:N", title="task"),
+            shape=alt.Shape("verdict:N", title=None),
+            tooltip=[
+                alt.Tooltip("model:N"),
+                alt.Tooltip("task:N"),
+                alt.Tooltip("seed:N"),
+                alt.Tooltip("boundary:Q", title="boundary (layer)"),
+                alt.Tooltip("layers:Q", title="of"),
+                alt.Tooltip("excess:Q", format=".3f"),
+                alt.Tooltip("verdict:N"),
+            ],
+        )  # fmt: skip
+        .properties(width=420, height=60 * len(order))
+    )
 
 
 def cross_diagonal(cka: pd.DataFrame, *, estimator: str = "biased") -> alt.Chart:

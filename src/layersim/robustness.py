@@ -9,9 +9,10 @@ states under the other choices a careful reader would try:
 * the biased or the debiased (unbiased-HSIC) estimator; the debiased one gets a half-sampling
   interval (:func:`layersim.blocks.bootstrap_blocks` with ``resample="half"``), since a bootstrap
   repeats inputs, which that estimator cannot take;
-* the pooling: ``cls`` (first token), ``mean`` (all real tokens) and ``tokens``: one real,
-  non-special token drawn at random from each input, which keeps the rows independent (all tokens
-  of a sentence are not) and the interval valid, at the cost of fewer rows than tokens;
+* the pooling: the model's own (``cls``, the first token, for an encoder; ``last``, the last real
+  token, for a decoder: what its task head reads), ``mean`` (all real tokens) and ``tokens``: one
+  real, non-special token drawn at random from each input, which keeps the rows independent (all
+  tokens of a sentence are not) and the interval valid, at the cost of fewer rows than tokens;
 * for the movie-review models, inputs from other domains (:data:`OTHER_DOMAINS`).
 
 The verdict under each choice is C1's (the lower end of the interval of ``excess`` above the
@@ -42,6 +43,7 @@ __all__ = [
     "HEADLINE",
     "MIN_AGREEMENT",
     "OTHER_DOMAINS",
+    "OWN_POOLINGS",
     "POOLINGS",
     "QUESTION",
     "SIZES",
@@ -56,8 +58,11 @@ __all__ = [
 POOLINGS = ("cls", "mean", "tokens")
 ESTIMATORS = ("biased", "debiased")
 SIZES = (100, 250, 500, 1000)
-#: The paper's choice; ``n`` is the largest size a run has.
+#: The paper's choice; ``n`` is the largest size a run has. Its pooling is the model's own:
+#: ``cls`` for an encoder, ``last`` for a decoder (:data:`OWN_POOLINGS`).
 HEADLINE = {"inputs": "validation", "pooling": "cls", "estimator": "biased"}
+#: The poolings that count as the paper's: each model's own (first token, or last for decoders).
+OWN_POOLINGS = ("cls", "last")
 #: Inputs from other domains for the models fine-tuned on movie-review sentences.
 OTHER_DOMAINS: dict[str, tuple[str, ...]] = {
     "movie_polarity": DOMAIN_TASKS,
@@ -85,19 +90,28 @@ def sizes_for(available: int, sizes: Sequence[int] = SIZES) -> list[int]:
 
 
 def pooled_states(
-    cache: Sequence[tuple[dict, torch.Tensor]], special_token_ids: Sequence[int], *, seed: int
+    cache: Sequence[tuple[dict, torch.Tensor]],
+    special_token_ids: Sequence[int],
+    *,
+    seed: int,
+    own: str = "cls",
 ) -> dict[str, tuple[list[int], torch.Tensor]]:
-    """Each pooling of :data:`POOLINGS` as ``(hidden-state indices, (layers, rows, d))``.
+    """The model's own pooling `own` (``cls`` or, for a decoder, ``last``), ``mean`` and
+    ``tokens``, each as ``(hidden-state indices, (layers, rows, d))``.
 
     `cache` is :func:`layersim.layer_cache.cached_hidden_states` (per batch: the batch and its
-    ``(L + 1, rows, seq, d)`` states). ``cls`` starts at layer 1 (the embedding output of the
-    first token is the same for every input); ``tokens`` draws one real, non-special token per row
-    with a ``numpy`` generator seeded by `seed`.
+    ``(L + 1, rows, seq, d)`` states). The own pooling starts at layer 1 (the embedding output of
+    the first token, or of a decoder's end marker, is the same for every input); ``tokens``
+    draws one real, non-special token per row with a ``numpy`` generator seeded by `seed`.
     """
+    if own not in OWN_POOLINGS:
+        raise ValueError(
+            f"own must be one of {OWN_POOLINGS} (the model's own pooling); got {own!r}"
+        )
     rng = np.random.default_rng(seed)
     cls, mean, tokens = [], [], []
     for batch, hidden in cache:
-        cls.append(pool_hidden_states(hidden, batch, "cls"))
+        cls.append(pool_hidden_states(hidden, batch, own))
         mean.append(pool_hidden_states(hidden, batch, "mean"))
         mask = real_token_mask(batch, special_token_ids)
         if not bool(mask.any(dim=1).all()):
@@ -106,7 +120,7 @@ def pooled_states(
         tokens.append(hidden[:, torch.arange(len(drawn)), torch.tensor(drawn)])
     depth = cache[0][1].shape[0] - 1
     return {
-        "cls": (list(range(1, depth + 1)), torch.cat(cls, 1)[1:]),
+        own: (list(range(1, depth + 1)), torch.cat(cls, 1)[1:]),
         "mean": (list(range(depth + 1)), torch.cat(mean, 1)),
         "tokens": (list(range(depth + 1)), torch.cat(tokens, 1)),
     }
@@ -168,15 +182,22 @@ def verdict_table(
     frame = frame.join(largest, on=_RUN)
     is_headline = own & (frame["n"] == frame["largest"])
     for column, value in HEADLINE.items():
-        is_headline &= frame[column] == value
+        is_headline &= _is_paper(frame, column, value)
     return frame.assign(headline=is_headline).drop(columns="largest").reset_index(drop=True)
+
+
+def _is_paper(frame: pd.DataFrame, column: str, value: str) -> pd.Series:
+    """Rows at the paper's choice in `column`; for the pooling, each model's own."""
+    if column == "pooling":
+        return frame[column].isin(OWN_POOLINGS)
+    return frame[column] == value
 
 
 def _alternatives(verdicts: pd.DataFrame) -> pd.DataFrame:
     """The rows that change exactly one choice from the headline (``factor``, ``level``)."""
     own = verdicts["inputs"] == "validation"
     largest = verdicts.groupby([*_RUN, "inputs"])["n"].transform("max")
-    at_paper = {c: verdicts[c] == v for c, v in HEADLINE.items() if c != "inputs"}
+    at_paper = {c: _is_paper(verdicts, c, v) for c, v in HEADLINE.items() if c != "inputs"}
     parts = []
     for factor in ("pooling", "estimator"):
         others = [m for c, m in at_paper.items() if c != factor]

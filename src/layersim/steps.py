@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,8 +44,10 @@ from layersim import (
     across,
     blocks,
     cka,
+    families,
     finetune,
     layer_cache,
+    passes,
     presets,
     probe,
     redundancy,
@@ -67,6 +70,8 @@ __all__ = [
     "SINGLE_LAYER",
     "layer_drop_tables",
     "truncation_curve",
+    "evaluation_rows",
+    "validation_record",
 ]
 
 #: CKA estimators of the ``cka`` table: the paper's biased one and the debiased (unbiased HSIC).
@@ -87,11 +92,13 @@ def compared_layers(depth: int, pooling: str) -> list[int]:
     """Hidden-state indices compared by CKA for a model of `depth` layers (0: embeddings).
 
     With first-token pooling (``cls`` / ``first``) the embedding output is the same vector for
-    every input (same token, same position), so its CKA is 0/0: the list then starts at 1.
+    every input (same token, same position), so its CKA is 0/0: the list then starts at 1. So it
+    does with ``last``: a decoder's last token is here the same end marker for every input (and
+    a single token's embedding says nothing of the rest of the input anyway).
     """
     if isinstance(depth, bool) or not isinstance(depth, int | np.integer) or depth < 1:
         raise ValueError(f"depth must be a positive number of layers; got {depth!r}")
-    first = 1 if pooling in ("cls", "first") else 0
+    first = 1 if pooling in ("cls", "first", "last") else 0
     return list(range(first, int(depth) + 1))
 
 
@@ -292,6 +299,7 @@ def truncation_curve(
     max_length: int | None = None,
     preset: str | presets.Preset | None = None,
     progress: bool = False,
+    record: passes.PassRecord | None = None,
 ) -> pd.DataFrame:
     """The ``truncation`` table of a run: the task metrics with only the first k layers kept.
 
@@ -299,7 +307,9 @@ def truncation_curve(
     DeBERTa-v2) to the full depth L, :func:`layersim.truncate.keep_first_layers` feeds layer k's
     output to the unchanged task head and :func:`layersim.finetune.evaluate_model` scores it,
     with no further tuning. The validation split is loaded and encoded once and every k is scored
-    on that same encoded split. `model` itself is not modified.
+    on that same encoded split. Where :mod:`layersim.layer_cache` applies, one pass of the full
+    model gives every hidden state and each k costs only its head (the same computation as
+    running the truncated model: tests compare the two). `model` itself is not modified.
 
     Parameters
     ----------
@@ -315,6 +325,10 @@ def truncation_curve(
         As for :func:`layersim.finetune.evaluate_model` (defaults: the preset's).
     progress
         Show a progress bar over k.
+    record
+        The run's :class:`layersim.passes.PassRecord` of this model over these validation rows
+        (:func:`validation_record`): its outputs with k layers kept are read instead of running
+        the model again (``limit`` then only documents the rows).
 
     Returns
     -------
@@ -324,24 +338,61 @@ def truncation_curve(
     task = tasks.get_task(task)
     spec = presets.get_preset(preset, task.name)  # the preset's settings for this task
     max_length = spec.max_length if max_length is None else max_length
+    batch_size = 2 * spec.batch_size if batch_size is None else int(batch_size)
+    depths = range(truncate.fewest_layers(model), truncate.num_layers(model) + 1)
+    if record is not None and record.layer_logits is not None:
+        return _truncation_rows(key, {
+            k: tasks.compute_metrics(task, record.layer_logits[k], record.labels) for k in depths
+        })  # fmt: skip
     raw = tasks.load(task, "validation", limit=limit, data_dir=data_dir)
     encoded = tasks.encode(task, tokenizer, raw, max_length=max_length)
-    depths = range(truncate.fewest_layers(model), truncate.num_layers(model) + 1)
-    rows = []
-    for k in tqdm(depths, desc="layers kept", disable=not progress):
-        scores = finetune.evaluate_model(
-            truncate.keep_first_layers(model, k),
-            tokenizer,
-            task,
-            encoded=encoded,
-            batch_size=batch_size,
-            preset=spec,
-        )
-        rows += [
-            {**key.as_dict(), "layers_kept": k, "metric": name, "value": float(value)}
-            for name, value in scores.items()
-        ]
+    if layer_cache.embedding_output_module(model) is not None:
+        scores = _truncated_scores(model, tokenizer, task, encoded, depths, batch_size, progress)
+    else:
+        scores = {
+            k: finetune.evaluate_model(truncate.keep_first_layers(model, k), tokenizer, task,
+                                       encoded=encoded, batch_size=batch_size, preset=spec)
+            for k in tqdm(depths, desc="layers kept", disable=not progress)
+        }  # fmt: skip
+    return _truncation_rows(key, scores)
+
+
+def _truncation_rows(key: RunKey, scores: dict[int, dict[str, float]]) -> pd.DataFrame:
+    rows = [
+        {**key.as_dict(), "layers_kept": k, "metric": name, "value": float(value)}
+        for k, found in scores.items()
+        for name, value in found.items()
+    ]
     return pd.DataFrame(rows)
+
+
+def _truncated_scores(
+    model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, depths: range, batch_size: int,
+    progress: bool,
+) -> dict[int, dict[str, float]]:  # fmt: skip
+    """The metrics of every truncation from one pass of the full model: the model kept to its
+    embeddings and head reads hidden state k in place of its embedding output
+    (:func:`layersim.layer_cache.starting_from`), which is what keeping k layers feeds the head."""
+    head_only = truncate.keep_first_layers(model, 0)
+    full_depth = depths[-1]
+    outputs: dict[int, list] = {k: [] for k in depths}
+    labels = []
+    passes = layer_cache.hidden_state_batches(
+        model, tokenizer, task, tasks.sort_by_length(encoded), batch_size=batch_size,
+        with_outputs=True,
+    )  # fmt: skip
+    head_only.eval()
+    for batch, (hidden, logits) in tqdm(passes, desc="batches", disable=not progress,
+                                        total=math.ceil(len(encoded) / batch_size)):  # fmt: skip
+        labels.append(batch["labels"].numpy())
+        outputs[full_depth].append(logits)
+        inputs = {k: v.to(next(model.parameters()).device) for k, v in batch.items()
+                  if k != "labels"}  # fmt: skip
+        for k in depths[:-1]:  # the last hidden state of a decoder is after its final norm
+            with torch.no_grad(), layer_cache.starting_from(head_only, [hidden[k]]):
+                outputs[k].append(head_only(**inputs).logits.float().cpu().numpy())
+    labels = np.concatenate(labels)
+    return {k: tasks.compute_metrics(task, np.concatenate(outputs[k]), labels) for k in depths}
 
 
 # ----------------------------------------------------------------------------
@@ -370,6 +421,7 @@ def baseline_table(
     preset: str | presets.Preset | None = None,
     data_dir: str | None = None,
     batch_size: int = 64,
+    record: passes.PassRecord | None = None,
 ) -> pd.DataFrame:
     """The ``baselines`` table of a run: the task's metrics without fine-tuning.
 
@@ -389,6 +441,9 @@ def baseline_table(
         The task, the preset whose sizes apply (its settings for this task), local files.
     batch_size
         Examples per forward pass.
+    record
+        The run's :class:`layersim.passes.PassRecord` of the pretrained model over the
+        evaluation rows (:func:`validation_record`): the validation features are read from it.
 
     Returns
     -------
@@ -410,7 +465,11 @@ def baseline_table(
             batch_size=batch_size,
         )
         for name, raw in splits.items()
+        if name == "train" or record is None
     }
+    if record is not None:  # the mean of the last hidden state, per row (and choice)
+        last = record.pooled["mean"][-1].numpy().reshape(*record.head.shape[:-1], -1)
+        features["validation"] = (record.head, last, record.labels)
     (train_head, train_mean, train_y), (val_head, val_mean, val_y) = (
         features["train"],
         features["validation"],
@@ -440,16 +499,19 @@ def baseline_table(
 # ----------------------------------------------------------------------------
 
 
-def _signal_states(cache: list, special: list[int], *, seed: int, max_tokens: int) -> dict:
+def _signal_states(
+    cache: list, special: list[int], *, seed: int, max_tokens: int, pooling: str
+) -> dict:
     """The hidden states the signals read, from the cached pass: every non-padding, non-special
-    token (a seeded subset of at most `max_tokens`), and the pooled first token."""
+    token (a seeded subset of at most `max_tokens`), and the model's own pooled token (`pooling`:
+    the first, or a decoder's last)."""
     tokens = torch.cat(
         [reps.pool_hidden_states(h, b, "tokens", special_token_ids=special) for b, h in cache], 1
     )
     if tokens.shape[1] > max_tokens:  # a seeded subset keeps memory and time bounded
         keep = np.sort(np.random.default_rng(seed).choice(tokens.shape[1], max_tokens, False))
         tokens = tokens[:, keep]
-    pooled = torch.cat([reps.pool_hidden_states(h, b, "cls") for b, h in cache], 1)
+    pooled = torch.cat([reps.pool_hidden_states(h, b, pooling) for b, h in cache], 1)
     return {"tokens": tokens, "pooled": pooled}
 
 
@@ -516,8 +578,10 @@ def layer_drop_tables(
 
     The signals (:mod:`layersim.redundancy`: top-k, block influence, angular distance,
     consecutive CKA) are computed once from the fine-tuned model's hidden states on the validation
-    inputs. For every budget n = 0..L (n = L only for top-k: the embeddings alone) each signal
-    names n layers; every single layer is also dropped alone (signal :data:`SINGLE_LAYER`).
+    inputs. For every budget n of :func:`layersim.redundancy.budget_grid` (0..L; every second for
+    a 12-layer model, every fifth for a 30-layer one; n = L only for top-k: the embeddings alone)
+    each signal names n layers; every single layer is also dropped alone (signal
+    :data:`SINGLE_LAYER`).
     :func:`layersim.truncate.drop_layers` removes them, and the pruned model is scored with its
     unchanged task head (the paper's condition) and, for the signals' choices, with a linear head
     re-fitted on its frozen output over `refit_examples` training examples (:mod:`layersim.probe`),
@@ -552,7 +616,8 @@ def layer_drop_tables(
     valid_cache = layer_cache.cached_hidden_states(model, tokenizer, task, valid,
                                                    batch_size=batch_size)  # fmt: skip
     states = _signal_states(valid_cache, tokenizer.all_special_ids, seed=key.seed,
-                            max_tokens=max_tokens)  # fmt: skip
+                            max_tokens=max_tokens,
+                            pooling=families.natural_pooling(model))  # fmt: skip
     fast = layer_cache.embedding_output_module(model) is not None
     data = {
         "train": (train, layer_cache.cached_hidden_states(
@@ -575,7 +640,9 @@ def layer_drop_tables(
 
     choices: dict[tuple[str, int, tuple[int, ...]], None] = {}
     for signal in redundancy.SIGNALS:
-        for n in range(depth + (1 if signal == "top_k" else 0)):
+        for n in redundancy.budget_grid(depth):
+            if n == depth and signal != "top_k":
+                continue  # dropping every layer is the embeddings alone: top-k says it
             scores = signal_scores(signal, n)
             chosen = redundancy.choose_layers(signal, n, depth=depth, scores=scores)
             choices[signal, n, tuple(chosen)] = None
@@ -613,15 +680,16 @@ def layer_drop_tables(
 
 
 def _pooled_pass(model: Any, tokenizer: Any, task: tasks.Task, encoded: Any, batch_size: int):
-    """One pass over a split: first-token states of every layer ``(L + 1, rows, d)``, the
-    model's outputs and the labels."""
+    """One pass over a split: the model's own pooled states of every layer ``(L + 1, rows, d)``
+    (first token; a decoder's last), the model's outputs and the labels."""
+    pooling = families.natural_pooling(model)
     pooled, logits, labels = [], [], []
     for batch, hidden in layer_cache.cached_hidden_states(
         model, tokenizer, task, encoded, batch_size=batch_size, with_outputs=True
     ):
         states, output = hidden
         labels.append(batch["labels"].numpy())
-        pooled.append(reps.pool_hidden_states(states, batch, "cls"))
+        pooled.append(reps.pool_hidden_states(states, batch, pooling))
         logits.append(output)
     return torch.cat(pooled, 1), np.concatenate(logits), np.concatenate(labels)
 
@@ -644,7 +712,8 @@ def progress_tables(
 
     For every ``(step, max_steps, directory)`` of :func:`layersim.finetune.saved_snapshots`, one
     forward pass over the same `limit` validation examples gives both the first-token states of
-    every layer (the paper's pooling; biased linear CKA) and the task head's outputs. The block
+    every layer (the paper's pooling, a decoder's last token; biased linear CKA) and the task
+    head's outputs. The block
     statistics are those of the ``blocks`` table with `n_boot` bootstrap replicates
     (:func:`layersim.blocks.bootstrap_blocks`).
 
@@ -671,7 +740,7 @@ def progress_tables(
         model = finetune.load_model(str(directory), task, seed=key.seed)
         model = model.to(device) if device is not None else model
         pooled, logits, labels = _pooled_pass(model, tokenizer, task, encoded, batch_size)
-        layers = compared_layers(truncate.num_layers(model), "cls")
+        layers = compared_layers(truncate.num_layers(model), families.natural_pooling(model))
         states = pooled[layers]
         matrix = _as_array(cka.cka_matrix(states))
         boot = blocks.bootstrap_blocks(states, n_boot=n_boot, seed=key.seed)
@@ -718,6 +787,7 @@ def robustness_tables(
     data_dir: str | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    record: passes.PassRecord | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The fine-tuned model's block statistics under every choice of :mod:`layersim.robustness`.
 
@@ -727,7 +797,9 @@ def robustness_tables(
     :data:`layersim.robustness.OTHER_DOMAINS` of the task) up to `domain_examples` validation
     inputs of that task, read at their full number with the paper's pooling. The own inputs are
     pooled three ways; every set is compared with both estimators
-    (:func:`layersim.robustness.choice_rows`).
+    (:func:`layersim.robustness.choice_rows`). With `record` (the run's
+    :class:`layersim.passes.PassRecord` of this model over the seeded ``max(sizes)`` validation
+    inputs, :func:`validation_record`) the own inputs are read from it instead of a new pass.
 
     Returns
     -------
@@ -741,40 +813,101 @@ def robustness_tables(
     task = tasks.get_task(task)
     spec = presets.get_preset(preset, task.name)
     domains = robustness.OTHER_DOMAINS.get(task.name, ()) if domains is None else domains
+    own = families.natural_pooling(model)
     sources = {"validation": (task, max(sizes))}
     sources |= {name: (tasks.get_task(name), domain_examples) for name in domains}
     found, scores = [], []
     for name, (source, limit) in tqdm(sources.items(), desc="inputs", disable=not progress):
-        raw = tasks.load(source, "validation", limit=limit, data_dir=data_dir, seed=key.seed)
-        encoded = tasks.encode(source, tokenizer, raw, max_length=spec.max_length)
-        # Run in length order (less padding), then put the rows back: the sizes read prefixes.
-        order = tasks.length_order(encoded)
-        restore = torch.from_numpy(np.argsort(order))
-        cache = layer_cache.cached_hidden_states(
-            model, tokenizer, source, encoded.select(order), batch_size=batch_size,
-            with_outputs=True,
-        )  # fmt: skip
-        pooled = robustness.pooled_states([(b, h) for b, (h, _) in cache],
-                                          tokenizer.all_special_ids, seed=key.seed)  # fmt: skip
-        states = {pooling: (layers, x[:, restore]) for pooling, (layers, x) in pooled.items()}
-        rows = states["cls"][1].shape[1]
+        if name == "validation" and record is not None:
+            depth = record.pooled[own].shape[0] - 1
+            states = {own: (list(range(1, depth + 1)), record.pooled[own][1:]),
+                      "mean": (list(range(depth + 1)), record.pooled["mean"]),
+                      "tokens": (list(range(depth + 1)), record.pooled["tokens"])}  # fmt: skip
+            logits, labels = record.logits, record.labels
+        else:
+            states, logits, labels = _robustness_pass(
+                model, tokenizer, source, limit, own, key, spec.max_length, batch_size, data_dir
+            )
+        rows = states[own][1].shape[1]
         if name == "validation":
             here = robustness.sizes_for(rows, sizes)
         else:  # another domain: the paper's pooling only, at its full number (cost)
-            here, states = [rows], {"cls": states["cls"]}
+            here, states = [rows], {own: states[own]}
         found += [
             {**key.as_dict(), "inputs": name, **row}
             for row in robustness.choice_rows(states, sizes=here, n_boot=n_boot, seed=key.seed)
         ]
         if (source.kind, source.num_labels) == (task.kind, task.num_labels):
-            logits = np.concatenate([out for _, (_, out) in cache])[restore.numpy()]
-            labels = np.concatenate([b["labels"].numpy() for b, _ in cache])[restore.numpy()]
             scores += [
                 {**key.as_dict(), "inputs": name, "n": len(labels), "metric": metric,
                  "value": float(value)}
                 for metric, value in tasks.compute_metrics(source, logits, labels).items()
             ]  # fmt: skip
     return {"robustness": pd.DataFrame(found), "robustness_metrics": pd.DataFrame(scores)}
+
+
+def _robustness_pass(
+    model: Any, tokenizer: Any, source: tasks.Task, limit: int, own: str, key: RunKey,
+    max_length: int, batch_size: int, data_dir: str | None,
+) -> tuple[dict, np.ndarray, np.ndarray]:  # fmt: skip
+    """The pooled states (:func:`layersim.robustness.pooled_states`), logits and labels of the
+    seeded `limit` validation inputs of `source`, in split order."""
+    raw = tasks.load(source, "validation", limit=limit, data_dir=data_dir, seed=key.seed)
+    encoded = tasks.encode(source, tokenizer, raw, max_length=max_length)
+    # Run in length order (less padding), then put the rows back: the sizes read prefixes.
+    order = tasks.length_order(encoded)
+    restore = torch.from_numpy(np.argsort(order))
+    cache = layer_cache.cached_hidden_states(
+        model, tokenizer, source, encoded.select(order), batch_size=batch_size, with_outputs=True
+    )
+    pooled = robustness.pooled_states(
+        [(b, h) for b, (h, _) in cache], tokenizer.all_special_ids, seed=key.seed, own=own
+    )
+    states = {pooling: (layers, x[:, restore]) for pooling, (layers, x) in pooled.items()}
+    logits = np.concatenate([out for _, (_, out) in cache])[restore.numpy()]
+    labels = np.concatenate([b["labels"].numpy() for b, _ in cache])[restore.numpy()]
+    return states, logits, labels
+
+
+def validation_record(
+    key: RunKey,
+    role: str,
+    model: Any,
+    tokenizer: Any,
+    task: str | tasks.Task,
+    rows: Any,
+    *,
+    work_dir: str,
+    weights: str,
+    preset: str | presets.Preset | None = None,
+    data_dir: str | None = None,
+    batch_size: int = 64,
+) -> passes.PassRecord:
+    """The run's shared pass of `model` (`role`: ``finetuned`` or ``pretrained``) over the
+    validation positions `rows` (:func:`layersim.passes.run_record`): computed once, by the first
+    step that asks, over every row the run's steps read (:func:`layersim.passes.validation_rows`),
+    and kept under the run's directory in `work_dir`. `weights` is where `model` was loaded from
+    (its directory, or a model name), which a kept record must match."""
+    if role not in ("finetuned", "pretrained"):
+        raise ValueError(f"role must be 'finetuned' or 'pretrained'; got {role!r}")
+    source = presets.resolve_model(weights)
+    model_dir = source if isinstance(source, str) and os.path.isdir(source) else str(weights)
+    task = tasks.get_task(task)
+    spec = presets.get_preset(preset, task.name)
+    size = len(tasks.load(task, "validation", data_dir=data_dir))
+    union = passes.validation_rows(size, similarity=spec.similarity_examples,
+                                   eval_limit=spec.eval_limit, seed=key.seed)  # fmt: skip
+    path = key.run_dir(work_dir) / "passes" / f"{role}.pt"
+    return passes.run_record(path, model, tokenizer, task, np.asarray(rows), model_dir=model_dir,
+                             max_length=spec.max_length, batch_size=batch_size, seed=key.seed,
+                             data_dir=data_dir, union=union)  # fmt: skip
+
+
+def evaluation_rows(task: str | tasks.Task, *, limit: int | None, data_dir: str | None = None,
+                    seed: int = 0) -> np.ndarray:  # fmt: skip
+    """The validation positions ``tasks.load(task, "validation", limit=limit, seed=seed)`` reads."""
+    size = len(tasks.load(task, "validation", data_dir=data_dir))
+    return tasks.subset_indices(size, limit, seed)
 
 
 # ----------------------------------------------------------------------------
@@ -789,7 +922,7 @@ def across_table(
     *,
     work_dir: str,
     per_task: int = 100,
-    pooling: str = "cls",
+    pooling: str | None = None,
     batch_size: int = 64,
     device: Any = "cpu",
     data_dir: str | None = None,
@@ -801,7 +934,8 @@ def across_table(
     pretrained model of each seed (`model`: its name or directory, as fine-tuning was given it)
     read the same inputs, :func:`layersim.across.shared_inputs` of the runs' tasks (`per_task`
     validation examples each, at each task's ``max_length``); the pairs are
-    :func:`layersim.across.model_pairs`, with the biased and the debiased estimator.
+    :func:`layersim.across.model_pairs`, with the biased and the debiased estimator. `pooling`
+    defaults to the model's own (:func:`layersim.families.natural_pooling`).
     """
     from torch.utils.data import DataLoader
     from transformers import AutoModel, DataCollatorWithPadding
@@ -832,6 +966,7 @@ def across_table(
     representations, layers = {}, []
     for label, run in tqdm(models.items(), desc="models", disable=not progress):
         network = load(run).to(device)
+        pooling = pooling or families.natural_pooling(network)
         layers = compared_layers(truncate.num_layers(network), pooling)
         representations[label] = reps.layer_representations(
             network, loader, pooling=pooling, layers=layers, autocast=device.type == "cuda",

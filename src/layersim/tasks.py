@@ -58,6 +58,7 @@ __all__ = [
     "length_order",
     "load",
     "sort_by_length",
+    "subset_indices",
 ]
 
 KINDS = ("classification", "regression", "multiple_choice")
@@ -406,9 +407,17 @@ def load(
             f"{', '.join(_required_columns(task))}."
         )
     if limit is not None and limit < len(dataset):
-        order = np.random.default_rng(seed).permutation(len(dataset))
-        dataset = dataset.select(np.sort(order[:limit]))
+        dataset = dataset.select(subset_indices(len(dataset), limit, seed))
     return dataset
+
+
+def subset_indices(size: int, limit: int | None, seed: int = 0) -> np.ndarray:
+    """The positions of a split of `size` rows that :func:`load` keeps for `limit` and `seed`:
+    the first `limit` of a permutation drawn with ``numpy.random.default_rng(seed)``, sorted
+    (every position when `limit` is None or not smaller than `size`)."""
+    if limit is None or limit >= size:
+        return np.arange(size)
+    return np.sort(np.random.default_rng(seed).permutation(size)[:limit])
 
 
 # --------------------------------------------------------------------------- encoding

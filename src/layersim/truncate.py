@@ -49,6 +49,8 @@ _STACKS: dict[str, _Stack] = {
     "xlm-roberta": _Stack("encoder.layer"),
     "electra": _Stack("encoder.layer"),
     "deberta-v2": _Stack("encoder.layer"),
+    # MPNet's relative position bias lives in the encoder, outside the layer list: it is kept.
+    "mpnet": _Stack("encoder.layer"),
     "distilbert": _Stack("transformer.layer"),
     "albert": _Stack("", shared=True),
     "gpt2": _Stack("h"),

@@ -10,7 +10,9 @@ possibly negative (never clamped), needing ``n >= 4``.
 
 * :func:`cka_matrix`, :func:`linear_cka`, :func:`rbf_cka`: data in memory (module ``oneshot``);
 * :class:`CKAAccumulator`: exact CKA over batches of rows; :class:`MinibatchCKA`: the
-  minibatch estimator of Nguyen et al. (2021) (module ``streaming``).
+  minibatch estimator of Nguyen et al. (2021) (module ``streaming``);
+* :class:`ResampledCKA`: CKA matrices of many selections of the same rows (bootstraps) from
+  Gram matrices built once (module ``resample``).
 
 Results are float64, computed under ``torch.no_grad()``, on the input's device; bad input
 raises :class:`ValueError` saying what is wrong and where, never a silent NaN.
@@ -21,12 +23,14 @@ raises :class:`ValueError` saying what is wrong and where, never a silent NaN.
 
 from .checks import Layers
 from .oneshot import cka_matrix, linear_cka, rbf_cka
+from .resample import ResampledCKA
 from .streaming import CKAAccumulator, MinibatchCKA
 
 __all__ = [
     "CKAAccumulator",
     "Layers",
     "MinibatchCKA",
+    "ResampledCKA",
     "cka_matrix",
     "linear_cka",
     "rbf_cka",
