@@ -67,7 +67,9 @@ def test_presets_hold_the_design_defaults() -> None:
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown preset 'huge'.*tiny, demo, synthetic, models, paper"):
+    with pytest.raises(
+        ValueError, match="unknown preset 'huge'.*tiny, demo, synthetic, models, paper"
+    ):
         get_preset("huge")
 
 
