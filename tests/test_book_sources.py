@@ -65,3 +65,39 @@ def test_outside_a_checkout_the_error_says_where_to_run(tmp_path, monkeypatch) -
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="from inside the layersim repository"):
         book.repository_root()
+
+
+def test_every_exercise_has_a_solution_and_there_are_enough() -> None:
+    import re
+
+    exercises, solutions = [], []
+    for page in PAGES:
+        text = (ROOT / f"{page}.md").read_text()
+        exercises += re.findall(r"```\{exercise\}[^\n]*\n:label: (\S+)", text)
+        solutions += re.findall(r"```\{solution(?:-start)?\} (\S+)", text)
+    assert len(exercises) >= 25, f"only {len(exercises)} exercises"
+    assert len(set(exercises)) == len(exercises), "exercise labels repeat"
+    missing = sorted(set(exercises) - set(solutions))
+    assert not missing, f"exercises without a solution: {missing}"
+    orphans = sorted(set(solutions) - set(exercises))
+    assert not orphans, f"solutions of no exercise: {orphans}"
+    for page in PAGES:  # a gated solution must be closed, or the rest of the page folds away
+        text = (ROOT / f"{page}.md").read_text()
+        assert text.count("{solution-start}") == text.count("{solution-end}"), page
+
+
+def test_tables_read_as_people_write_them() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from layersim import book
+
+    frame = pd.DataFrame({"model": ["m", "m"], "seed": [0.0, 1.0], "excess": [0.12345, np.nan],
+                          "blocks": [True, False], "runs_with_blocks": [3, 4]})  # fmt: skip
+    page = book.table(frame, digits=2).to_html()
+    assert ">model<" not in page  # one value in every row: said in the text instead
+    assert ">0.12<" in page and ">–<" in page and "nan" not in page
+    assert ">yes<" in page and ">no<" in page
+    assert ">0<" in page and ">1<" in page and "0.00" not in page  # seeds as integers
+    assert "runs with blocks" in page and "runs_with_blocks" not in page
+    assert ">model<" in book.table(frame.head(1)).to_html()  # a single row keeps every column

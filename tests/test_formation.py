@@ -70,7 +70,7 @@ def test_the_interval_redraws_tasks_before_seeds() -> None:
     row = formation.scorecard_row(pd.concat([*a, b])).iloc[0]
     assert (row["lower"], row["upper"]) == pytest.approx((-0.5, 0.25))
     assert row["estimate"] == pytest.approx((3 * -0.5 + 0.25) / 4)
-    assert row["verdict"] == "with (the interval contains 0)"
+    assert row["verdict"] == "undetermined (the interval contains 0)"
     assert all(math.isnan(end) for end in formation.two_stage_interval([np.array([0.3])]))
 
 

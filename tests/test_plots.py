@@ -186,8 +186,11 @@ def test_signal_choices_draw_one_line_per_signal_without_single_layers() -> None
         for condition in ("unchanged", "refit")
     ]  # fmt: skip
     chart = plots.signal_choices(pd.DataFrame(rows))
-    assert set(chart.data["signal"]) == {"top_k", "block_influence"}
+    # legends in words, the metric in each panel's title and on the y axis
+    assert set(chart.data["signal"]) == {"top-k (the paper's truncation)", "block influence"}
     assert set(chart.data["condition"]) == {"unchanged"}
+    assert set(chart.data["panel"]) == {"m · t (accuracy)"}
+    assert chart.to_dict()["spec"]["layer"][0]["encoding"]["y"]["title"] == "validation accuracy"
     assert chart.to_dict()["spec"]["layer"][0]["encoding"]["color"]["field"] == "signal"
     with pytest.raises(ValueError, match="condition='other'"):
         plots.signal_choices(pd.DataFrame(rows), condition="other")
@@ -227,3 +230,45 @@ def test_robustness_curves_colour_pooling_and_dash_the_estimator() -> None:
     assert by_inputs["layer"][1]["encoding"]["x"]["sort"][0] == "validation"  # own inputs first
     with pytest.raises(ValueError, match="x must be"):
         plots.robustness_curves(pd.DataFrame(rows), x="seed")
+
+
+def test_headline_puts_both_matrices_beside_the_same_layer_cka() -> None:
+    frame = pd.concat([cka_frame(), cka_frame().assign(task="u")])
+    chart = plots.headline(frame, task="t", tasks=["t", "u"], size=150)
+    spec = chart.to_dict()
+    heat_pre, heat_fine, line = spec["hconcat"]
+    assert "pretrained" in heat_pre["title"] and "fine-tuned" in heat_fine["title"]
+    assert heat_pre["width"] == heat_fine["width"] == 150
+    assert heat_pre["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    with pytest.raises(ValueError, match="task='v'"):
+        plots.headline(frame, task="v")
+
+
+def test_matrix_heatmap_labels_rows_by_hidden_state() -> None:
+    import numpy as np
+
+    chart = plots.matrix_heatmap(np.eye(3), layers=[1, 2, 3], title="x")
+    cells = chart.data
+    assert (
+        len(cells) == 9
+        and cells.loc[(cells.layer_a == 2) & (cells.layer_b == 2), "cka"].item() == 1
+    )
+    with pytest.raises(ValueError, match="pass the layers"):
+        plots.matrix_heatmap(np.eye(3), layers=[1, 2])
+    line = plots.curve([0, 1, 2], [0.5, 0.7, 0.9], x="layers kept", y="accuracy").to_dict()
+    assert line["encoding"]["x"]["title"] == "layers kept"
+    with pytest.raises(ValueError, match="as many of each"):
+        plots.curve([0, 1], [0.5], x="a", y="b")
+
+
+def test_truncation_curves_draw_the_majority_class() -> None:
+    rows = [
+        {"preset": "demo", "model": "m", "task": "t", "seed": 0, "layers_kept": k,
+         "metric": "accuracy", "value": v}
+        for k, v in enumerate([0.5, 0.6, 0.9])
+    ]  # fmt: skip
+    majority = pd.DataFrame({"model": ["m"], "task": ["t"], "majority": [0.52]})
+    chart = plots.truncation_curves(pd.DataFrame(rows), majority=majority)
+    assert chart.data["majority"].dropna().tolist() == [0.52]
+    rules = [layer for layer in chart.to_dict()["spec"]["layer"] if layer["mark"]["type"] == "rule"]
+    assert rules and rules[0]["encoding"]["y"]["field"] == "majority"

@@ -20,9 +20,25 @@ from layersim.plots import _vega_lite_version, write_javascript_bundle
 
 BUNDLE = "vega-bundle.js"
 STYLE = "layersim.css"
-# Wide charts and tables scroll sideways instead of being cut off by the page's column.
+# Charts shrink to the page's column (their SVG keeps its proportions) instead of being cut off;
+# wide tables scroll sideways inside their own box. Verdicts are coloured by their class
+# (layersim.scorecard.verdict_class): reproduced / yes, not reproduced / no, undetermined, none.
 CSS = """
-div.layersim-chart, div.cell_output table { display: block; max-width: 100%; overflow-x: auto; }
+div.layersim-chart { max-width: 100%; overflow-x: auto; }
+div.layersim-chart svg { max-width: 100%; height: auto; }
+div.cell_output table, table.layersim-scorecard, table.layersim-questions,
+table.layersim-verdicts, table.layersim-scorecard-models {
+  display: block; max-width: 100%; overflow-x: auto; }
+table.layersim-scorecard td, table.layersim-questions td, table.layersim-verdicts td,
+table.layersim-scorecard-models td { vertical-align: top; padding: 0.3em 0.6em; }
+.layersim-verdict { display: inline-block; padding: 0.1em 0.5em; border-radius: 0.8em;
+  font-size: 0.9em; white-space: nowrap; }
+.layersim-verdict-good { background: #d9f2dd; color: #14532d; }
+.layersim-verdict-bad { background: #fbdcdc; color: #7f1d1d; }
+.layersim-verdict-open { background: #fdf0c9; color: #713f12; white-space: normal; }
+.layersim-verdict-none { background: #e5e7eb; color: #374151; }
+table.layersim-scorecard details summary, table.layersim-questions details summary,
+table.layersim-scorecard-models details summary { cursor: pointer; color: #2563eb; }
 """
 
 

@@ -136,10 +136,55 @@ def intervals(lower: pd.Series, upper: pd.Series, digits: int = 3) -> pd.Series:
     )
 
 
-def table(frame: pd.DataFrame, digits: int = 3):
-    """A frame as the book shows tables: no index column, floats to `digits` decimals, cell text
-    escaped (a ``<`` in a note is text, not markup)."""
-    return frame.style.hide(axis="index").format(precision=digits, escape="html")
+#: How the tables' column names read (others: underscores become spaces).
+COLUMN_NAMES = {
+    "finetuned": "fine-tuned",
+    "best_baseline": "best baseline",
+    "runs_with_blocks": "runs with blocks",
+    "share_with_blocks": "share with blocks",
+    "share_lower": "share, 95% low",
+    "share_upper": "share, 95% high",
+    "boundary_fraction": "boundary / depth",
+    "knee_fraction": "knee / depth",
+    "droppable_fraction": "droppable / depth",
+    "layers": "depth L",
+}
+
+
+def _cell(value: object, digits: int) -> str:
+    """One cell as people read it: no ``nan``, integers without decimals, yes/no for booleans."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "yes" if value else "no"
+    if isinstance(value, int) or (hasattr(value, "is_integer") and type(value).__name__.startswith(
+        "int")):  # fmt: skip
+        return f"{int(value)}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(frame: pd.DataFrame, digits: int = 3, *, drop_constant: bool = True):
+    """A frame as the book shows tables: no index column; floats to `digits` decimals, integers
+    as integers, booleans as yes / no, missing values as "–"; column names in words
+    (:data:`COLUMN_NAMES`, underscores as spaces); with `drop_constant`, columns that hold one
+    value in every row of a table of several rows left out (say it in the text instead); cell
+    text escaped (a ``<`` in a note is text, not markup)."""
+    shown = frame.copy()
+    if drop_constant and len(shown) > 1:
+        constant = [c for c in shown.columns if shown[c].astype(str).nunique(dropna=False) == 1]
+        shown = shown.drop(columns=constant)
+    for column in shown.columns:
+        integral = pd.api.types.is_float_dtype(shown[column]) and bool(
+            ((shown[column].dropna() % 1) == 0).all() and shown[column].notna().any()
+            and column in ("seed", "seeds", "runs", "layers", "n", "pairs", "learned_pairs")
+        )  # fmt: skip
+        shown[column] = [
+            _cell(int(v) if integral and not pd.isna(v) else v, digits) for v in shown[column]
+        ]
+    shown.columns = [COLUMN_NAMES.get(c, str(c).replace("_", " ")) for c in shown.columns]
+    return shown.style.hide(axis="index").format(escape="html")
 
 
 def _values(values: list) -> str:

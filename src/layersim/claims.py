@@ -10,23 +10,27 @@ fewest layers kept with the metric within ``tolerance`` of the full model from t
 ``droppable = L - knee`` top layers can go.
 
 =====  ========================================================  ================================
-claim  estimate                                                  verdict "reproduced" when
+claim  estimate                                                  "reproduced" when the interval
 =====  ========================================================  ================================
-C1     share of fine-tuned runs (ELECTRA aside) with blocks      a majority of runs
-C2     share of (model, task) pairs (ELECTRA aside) with blocks  at least 75% ("almost all")
-C3     share of runs whose *pretrained* matrix has no blocks     at least 75%
-C4     ELECTRA's C2 share minus the others'                      ELECTRA's is lower and below 75%
-C5     share of pairs whose top layer(s) can be dropped          a majority of pairs
-C6     mean abs(knee - boundary) / depth over pairs with blocks  at most 1/12 of the depth
+C1     share of fine-tuned runs (ELECTRA aside) with blocks      lies above 50% (a majority)
+C2     share of (model, task) pairs (ELECTRA aside) with blocks  lies at or above 75% (almost all)
+C3     share of runs whose *pretrained* matrix has no blocks     lies at or above 75%
+C4     ELECTRA's C2 share minus the others'                      lies below 0 (ELECTRA's < 75%)
+C5     share of pairs whose top layer(s) can be dropped          lies above 50%
+C6     mean abs(knee - boundary) / depth over pairs with blocks  lies at or below 1/12 of depth
 =====  ========================================================  ================================
 
-With ``learned`` (:func:`learned_table`), C5 and C6 count only the (model, task) pairs that
-fine-tuning learned: a model at chance keeps its metric whatever layers go, so its curve has no
-knee to compare. C1-C3 count every run (block structure is a property of the matrix, learned or
-not). Shares carry a 95% Wilson interval, the C4 difference and the C6 mean a 95% percentile
-bootstrap over pairs (``scipy.stats``; empty below two pairs). A claim is "not testable offline"
-when the results hold nothing to test it on (no ELECTRA model for C4, one task for C2, no blocks
-for C6).
+A claim is "not reproduced" when its interval lies on the other side of the threshold, and
+**undetermined** when the interval straddles it (:data:`UNDETERMINED`): the runs cannot tell.
+With ``learned`` (:func:`learned_table`) every claim counts only the (model, task) pairs that
+fine-tuning learned: a model at chance keeps its metric whatever layers go, so its truncation
+curve says nothing, and a model that learned nothing is no test of what *fine-tuning* does to
+its layers. Where counting every run changes the numbers, the evidence says so ("all runs: ...").
+Shares carry a 95% Wilson interval, the C4 difference and the C6 mean a 95% percentile
+bootstrap over pairs (``scipy.stats``; empty below two pairs, then the estimate decides). A
+claim is "not testable offline" when the results hold nothing to test it on (no ELECTRA model for
+C4, one task for C2, no blocks for C6). With ``robustness`` (the E4 table), C1's evidence names
+the measurement choices under which fewer than 80% of the runs keep their block verdict.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "NOT_TESTABLE",
     "REPRODUCED",
     "SCORECARD_COLUMNS",
+    "UNDETERMINED",
     "learned_table",
     "left_out_note",
     "only_learned",
@@ -57,6 +62,7 @@ __all__ = [
     "run_table",
     "scorecard",
     "scorecard_by_model",
+    "interval_verdict",
     "wilson_interval",
 ]
 
@@ -75,6 +81,7 @@ CLAIM_IDS = tuple(CLAIMS)
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
+UNDETERMINED = "undetermined"
 NOT_TESTABLE = "not testable offline"
 
 #: Share of (model, task) pairs that counts as "almost all" tasks (C2, C3, C4).
@@ -329,12 +336,40 @@ def _row(claim: str, statistic: str, estimate: float, interval, verdict: str, ev
     }
 
 
-def _share_row(claim, statistic, hits, total, verdict_if, evidence):
+def interval_verdict(
+    estimate: float, interval: tuple[float, float], threshold: float, *, above: bool,
+    inclusive: bool = False,
+) -> str:  # fmt: skip
+    """:data:`REPRODUCED` when the interval lies on the claim's side of `threshold` (above it
+    with `above`, else below; touching it counts with `inclusive`), :data:`NOT_REPRODUCED` when
+    it lies on the other side, :data:`UNDETERMINED` when it straddles the threshold. Without an
+    interval (NaN ends: too few pairs) the estimate decides."""
+    low, high = interval
+    if math.isnan(low) or math.isnan(high):
+        low = high = estimate
+    if not above:  # mirror: "at most the threshold" is "at least minus the threshold"
+        low, high, threshold = -high, -low, -threshold
+    if low > threshold or (inclusive and low >= threshold):
+        return REPRODUCED
+    if high < threshold or (not inclusive and high <= threshold):
+        return NOT_REPRODUCED
+    return UNDETERMINED
+
+
+def _share_row(claim, statistic, hits, total, threshold, evidence, *, inclusive=False):
     if total == 0:
         return _row(claim, statistic, math.nan, (math.nan, math.nan), NOT_TESTABLE, evidence)
     share = hits / total
-    verdict = REPRODUCED if verdict_if(share) else NOT_REPRODUCED
-    return _row(claim, statistic, share, wilson_interval(hits, total), verdict, evidence)
+    interval = wilson_interval(hits, total)
+    verdict = interval_verdict(share, interval, threshold, above=True, inclusive=inclusive)
+    return _row(claim, statistic, share, interval, verdict, evidence)
+
+
+def _also_all(learned_hits: int, learned_total: int, hits: int, total: int, what: str) -> str:
+    """'; all runs: x of y' when counting the unlearned pairs too changes the count."""
+    if (hits, total) == (learned_hits, learned_total):
+        return ""
+    return f"; counting the tasks not learned too: {hits} of {total} {what}"
 
 
 def scorecard(
@@ -346,6 +381,7 @@ def scorecard(
     tolerance: float = KNEE_TOLERANCE,
     seed: int = 0,
     learned: pd.DataFrame | None = None,
+    robustness: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per claim (:data:`CLAIM_IDS` order): statistic, estimate, 95% interval, verdict.
 
@@ -363,8 +399,12 @@ def scorecard(
     seed
         Seed of the bootstrap intervals.
     learned
-        :func:`learned_table` of the same runs: C5 and C6 then count only learned (model, task)
-        pairs and their evidence names the others. None counts every pair.
+        :func:`learned_table` of the same runs: every claim then counts only learned (model,
+        task) pairs and its evidence names the others (and the counts with them, where they
+        differ). None counts every pair.
+    robustness
+        The ``robustness`` table (E4) of the same runs: C1's evidence then names the choices
+        (pooling, estimator, inputs) under which its verdict is fragile.
 
     Returns
     -------
@@ -377,24 +417,30 @@ def scorecard(
                 "scorecard: a model appears under several presets (e.g. demo and synthetic); "
                 "pass one preset's runs of each model (filter on the preset column)"
             )
-    runs = run_table(blocks, estimator=estimator, threshold=threshold)
-    pairs = pair_table(
+    every_run = run_table(blocks, estimator=estimator, threshold=threshold)
+    every_pair = pair_table(
         blocks, truncation, estimator=estimator, threshold=threshold, tolerance=tolerance
     )
-    electra_runs = runs["model"].map(_is_electra)
-    electra_pairs = pairs["model"].map(_is_electra)
-    main_runs, main_pairs = runs[~electra_runs], pairs[~electra_pairs]
+    runs, pairs = only_learned(every_run, learned), only_learned(every_pair, learned)
+    left_out = left_out_note(every_pair, learned)
+    main_runs = runs[~runs["model"].map(_is_electra).astype(bool)]
+    main_pairs = pairs[~pairs["model"].map(_is_electra).astype(bool)]
+    all_runs = every_run[~every_run["model"].map(_is_electra).astype(bool)]
+    all_pairs = every_pair[~every_pair["model"].map(_is_electra).astype(bool)]
     rows = []
 
     hits, total = int(main_runs["blocks"].sum()), len(main_runs)
+    fragile = _fragile_choices(robustness, learned)
     rows.append(
         _share_row(
             "C1",
             f"share of fine-tuned runs whose excess interval clears {threshold:g}",
             hits,
             total,
-            lambda share: share > 0.5,
-            f"{hits} of {total} runs (model, task, seed) show two blocks",
+            0.5,
+            f"{hits} of {total} runs (model, task, seed) show two blocks{left_out}"
+            + _also_all(hits, total, int(all_runs["blocks"].sum()), len(all_runs), "runs")
+            + fragile,
         )
     )
 
@@ -405,15 +451,17 @@ def scorecard(
         "share of (model, task) pairs with blocks in a majority of seeds",
         hits,
         total,
-        lambda share: share >= ALMOST_ALL,
-        f"{hits} of {total} (model, task) pairs over {tasks} tasks",
+        ALMOST_ALL,
+        f"{hits} of {total} (model, task) pairs over {tasks} tasks{left_out}"
+        + _also_all(hits, total, int(all_pairs["blocks"].sum()), len(all_pairs), "pairs"),
+        inclusive=True,
     )
     if tasks < 2:
         c2["verdict"] = NOT_TESTABLE
         c2["evidence"] += "; consistency needs at least two tasks"
     rows.append(c2)
 
-    tested = main_runs.dropna(subset=["pretrained_lower"])
+    tested, every = (frame.dropna(subset=["pretrained_lower"]) for frame in (main_runs, all_runs))
     hits, total = int((~tested["pretrained_blocks"].astype(bool)).sum()), len(tested)
     rows.append(
         _share_row(
@@ -421,42 +469,37 @@ def scorecard(
             "share of runs whose pretrained matrix (same inputs) shows no blocks",
             hits,
             total,
-            lambda share: share >= ALMOST_ALL,
-            f"{hits} of {total} pretrained matrices without blocks",
+            ALMOST_ALL,
+            f"{hits} of {total} pretrained matrices without blocks{left_out}"
+            + _also_all(
+                hits,
+                total,
+                int((~every["pretrained_blocks"].astype(bool)).sum()),
+                len(every),
+                "matrices",
+            ),  # fmt: skip
+            inclusive=True,
         )
     )
 
-    electra, others = pairs[electra_pairs], main_pairs
+    electra, others = pairs[pairs["model"].map(_is_electra).astype(bool)], main_pairs
+    statistic = "ELECTRA's share of pairs with blocks minus the other models'"
     if electra.empty or others.empty:
-        rows.append(
-            _row(
-                "C4",
-                "ELECTRA's share of pairs with blocks minus the other models'",
-                math.nan,
-                (math.nan, math.nan),
-                NOT_TESTABLE,
-                "needs fine-tuned ELECTRA runs next to other models' (the paper preset)",
-            )
-        )
+        rows.append(_row("C4", statistic, math.nan, (math.nan, math.nan), NOT_TESTABLE,
+                         "needs fine-tuned ELECTRA runs next to other models' (the paper "
+                         "preset)"))  # fmt: skip
     else:
         e, o = electra["blocks"].to_numpy(float), others["blocks"].to_numpy(float)
         diff = float(e.mean() - o.mean())
         interval = _percentile_bootstrap((e, o), _difference_of_means, seed)
-        holds = e.mean() < o.mean() and e.mean() < ALMOST_ALL
-        rows.append(
-            _row(
-                "C4",
-                "ELECTRA's share of pairs with blocks minus the other models'",
-                diff,
-                interval,
-                REPRODUCED if holds else NOT_REPRODUCED,
-                f"ELECTRA {int(e.sum())} of {len(e)} pairs, others {int(o.sum())} of {len(o)}",
-            )
-        )
+        verdict = interval_verdict(diff, interval, 0.0, above=False)
+        if verdict == REPRODUCED and e.mean() >= ALMOST_ALL:
+            verdict = NOT_REPRODUCED  # lower, but still "consistent" by C2's rule
+        rows.append(_row("C4", statistic, diff, interval, verdict,
+                         f"ELECTRA {int(e.sum())} of {len(e)} pairs, others {int(o.sum())} of "
+                         f"{len(o)}{left_out}"))  # fmt: skip
 
-    # A pair at chance loses nothing when layers go: C5 and C6 read learned pairs only.
-    dropping, left_out = only_learned(pairs, learned), left_out_note(pairs, learned)
-    curves = dropping.dropna(subset=["knee"])
+    curves = pairs.dropna(subset=["knee"])
     hits, total = int((curves["droppable"] >= 1).sum()), len(curves)
     mean_drop = float(curves["droppable"].mean()) if total else math.nan
     rows.append(
@@ -466,43 +509,60 @@ def scorecard(
             "full model's metric",
             hits,
             total,
-            lambda share: share > 0.5,
+            0.5,
             f"{hits} of {total} pairs{left_out}; on average {mean_drop:.2f} top layers can be "
             "dropped",
         )
     )
 
-    matched = dropping[dropping["blocks"].astype(bool)].dropna(subset=["gap"])
+    matched = pairs[pairs["blocks"].astype(bool)].dropna(subset=["gap"])
     statistic = "mean |knee - CKA boundary| as a fraction of depth, over pairs with blocks"
     if matched.empty:
-        rows.append(
-            _row(
-                "C6",
-                statistic,
-                math.nan,
-                (math.nan, math.nan),
-                NOT_TESTABLE,
-                "no (model, task) pair with block structure to compare with its knee" + left_out,
-            )
-        )
+        rows.append(_row("C6", statistic, math.nan, (math.nan, math.nan), NOT_TESTABLE,
+                         "no (model, task) pair with block structure to compare with its knee"
+                         + left_out))  # fmt: skip
     else:
         gaps = (matched["gap"].abs() / matched["layers"]).to_numpy(float)
         mean_gap = float(gaps.mean())
+        interval = _percentile_bootstrap((gaps,), _mean, seed)
         rows.append(
             _row(
                 "C6",
                 statistic,
                 mean_gap,
-                _percentile_bootstrap((gaps,), _mean, seed),
-                REPRODUCED if mean_gap <= GAP_TOLERANCE else NOT_REPRODUCED,
+                interval,
+                interval_verdict(mean_gap, interval, GAP_TOLERANCE, above=False, inclusive=True),
                 f"{len(gaps)} pairs{left_out}; knee minus boundary, in layers: "
                 + ", ".join(
                     f"{g:+.1f} of {n:.0f}"
                     for g, n in zip(matched["gap"], matched["layers"], strict=True)
                 ),
-            )
+            )  # fmt: skip
         )
     return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+
+
+#: Share of runs whose block verdict must stay for a measurement choice to count as harmless
+#: (the same rule as E4's, :data:`layersim.robustness.MIN_AGREEMENT`).
+ROBUST_SHARE = 0.8
+
+
+def _fragile_choices(robustness: pd.DataFrame | None, learned: pd.DataFrame | None) -> str:
+    """'; fragile under: pooling tokens (40% keep blocks), ...' from the E4 table, or ''."""
+    if robustness is None or robustness.empty:
+        return ""
+    from .robustness import agreement_table  # the analysis of E4 lives there
+
+    table = agreement_table(only_learned(robustness, learned))
+    sizes = pd.to_numeric(table["level"], errors="coerce")
+    table = table[~((table["factor"] == "n") & (sizes < 250))]  # too few inputs: not counted
+    fragile = table[table["agree"] < ROBUST_SHARE]
+    if fragile.empty:
+        return "; the verdict holds under every other measurement choice of E4"
+    return "; sensitive to the measurement (E4): " + ", ".join(
+        f"{f} {lv} ({a:.0%} of runs keep the verdict)"
+        for f, lv, a in zip(fragile["factor"], fragile["level"], fragile["agree"], strict=True)
+    )
 
 
 #: The ``model`` of :func:`scorecard_by_model`'s rows that pool every model.

@@ -31,6 +31,7 @@ from .claims import (
     left_out_note,
     only_learned,
 )
+from .redundancy import SIGNAL_LABELS
 from .truncate import truncation_knee
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "SIGNAL_LABELS",
     "main_metric_rows",
     "only_learned",
+    "reading",
     "scorecard_rows",
     "signal_loss_correlation",
     "signal_summary",
@@ -55,16 +57,6 @@ IMPORTANCE_SIGN: dict[str, int] = {
     "angular_distance": 1,
     "consecutive_cka": -1,
     "cka_with_last": -1,
-}
-#: Readable names of the signals (``layer_drop``'s and ``layer_signals``' spellings).
-SIGNAL_LABELS: dict[str, str] = {
-    "top_k": "top-k (the paper's truncation)",
-    "block_influence": "block influence",
-    "angular_distance": "angular distance",
-    "cka": "consecutive CKA",
-    "consecutive_cka": "consecutive CKA",
-    "cka_with_last": "CKA with the last layer",
-    "single": "one layer alone",
 }
 
 
@@ -164,6 +156,33 @@ def signal_loss_correlation(layer_drop: pd.DataFrame, layer_signals: pd.DataFram
     return pd.DataFrame(out)
 
 
+def _signal_verdict(
+    best: str, interval: tuple[float, float], rank: tuple[float, tuple[float, float]] | None
+) -> str:
+    """E2's answer: a signal predicts which layers can go when its choices keep more of the
+    metric than top-k (interval above 0) *and* it ranks the layers by their measured cost (rank
+    correlation interval above 0). Keeping more while ranking the layers against their cost
+    is only a partial answer; intervals across 0 leave it undetermined."""
+    low, high = interval
+    name = SIGNAL_LABELS[best]
+    if math.isnan(low):
+        return "undetermined: too few pairs for an interval"
+    if high < 0:
+        return f"{NO}: top-k is not beaten"
+    if low <= 0:
+        return f"undetermined: {name} keeps about as much as top-k"
+    if rank is None or math.isnan(rank[1][0]):
+        return f"partly: {name} keeps more than top-k; its ranking of layers is not measured"
+    rho, (rho_low, rho_high) = rank
+    if rho_low > 0:
+        return f"{YES}: {name} (keeps more than top-k and ranks layers by their cost)"
+    if rho_high < 0:
+        return (f"partly: {name} keeps more than top-k but ranks layers against their measured "
+                f"cost (rho {rho:+.2f})")  # fmt: skip
+    return (f"partly: {name} keeps more than top-k; its ranking of layers by cost is "
+            f"undetermined (rho {rho:+.2f})")  # fmt: skip
+
+
 #: The questions of this edition that the layer-drop tables answer (DESIGN.md, E1 and E2).
 QUESTIONS = {
     "E1": "With the top layers dropped, is the task's information still in the remaining layers "
@@ -186,11 +205,13 @@ def scorecard_rows(
 
     E1: mean over (model, task) pairs of the re-fitted minus the unchanged head's metric on the
     top-k truncated models, averaged over budgets 1..L-1; "yes" when the 95% bootstrap interval
-    over pairs lies above 0. E2: the best signal's mean metric (unchanged head, budgets 1..L-1)
-    minus top-k's; "yes" names that signal when the interval lies above 0, "no" says top-k is
-    not beaten. The evidence lists each signal's mean, the layers it drops safely and its mean
-    rank correlation with the measured single-layer loss. With `learned`
-    (:func:`layersim.claims.learned_table`), only the pairs fine-tuning learned count.
+    over pairs lies above 0, "no" when it lies below, "undetermined" otherwise. E2: the best
+    signal's mean metric (unchanged head, budgets 1..L-1) minus top-k's, weighed together with
+    that signal's rank correlation with the measured cost of each layer
+    (:func:`_signal_verdict`). The evidence lists each signal's mean, the layers it drops safely
+    and its rank correlation with the measured single-layer loss, with intervals over pairs.
+    With `learned` (:func:`layersim.claims.learned_table`), only the pairs fine-tuning learned
+    count.
     """
     left_out = left_out_note(layer_drop, learned)
     layer_drop = only_learned(layer_drop, learned)
@@ -213,7 +234,7 @@ def scorecard_rows(
         "mean re-fitted minus unchanged head, top-k truncation, budgets 1..L-1 (main metric)",
         float(gap.mean()) if len(gap) else math.nan,
         (low, high),
-        YES if low > 0 else NO,
+        YES if low > 0 else NO if high < 0 else "undetermined",
         f"{len(gap)} pairs{left_out}; top layers droppable within {tolerance:g}, unchanged / "
         "re-fitted: " + ", ".join(knees),
     )
@@ -222,24 +243,98 @@ def scorecard_rows(
     unchanged = summary[summary["condition"] == "unchanged"]
     means = unchanged.pivot_table(index=_PAIR, columns="signal", values="mean_value")
     safe = unchanged.groupby("signal")["safe_budget"].mean()
-    rho = signal_loss_correlation(layer_drop, layer_signals).groupby("signal")["rho"].mean()
+    rho_runs = signal_loss_correlation(layer_drop, layer_signals)
+    rho_pairs = rho_runs.groupby([*_PAIR, "signal"])["rho"].mean().unstack("signal")
     others = [s for s in means.columns if s != "top_k"]
     best = max(others, key=lambda s: means[s].mean())
     difference = (means[best] - means["top_k"]).to_numpy(float)
     low, high = _percentile_bootstrap((difference,), _mean, seed)
+    ranks = {
+        s: (float(np.nanmean(v)), _percentile_bootstrap((v[~np.isnan(v)],), _mean, seed))
+        for s, v in ((s, rho_pairs[s].to_numpy(float)) for s in rho_pairs.columns)
+    }
     per_signal = ", ".join(
         f"{SIGNAL_LABELS.get(s, s)} {means[s].mean():.3f} (drops {safe[s]:.1f} safely)"
         for s in means.columns
     )
-    ranks = ", ".join(f"{SIGNAL_LABELS.get(s, s)} {value:+.2f}" for s, value in rho.items())
+    rank_text = ", ".join(
+        f"{SIGNAL_LABELS.get(s, s)} {r:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        for s, (r, (lo, hi)) in ranks.items()
+    )
     e2 = _row(
         "E2",
         f"best signal ({SIGNAL_LABELS[best]}) minus top-k, unchanged head, budgets 1..L-1",
         float(difference.mean()),
         (low, high),
-        f"{YES}: {SIGNAL_LABELS[best]}" if low > 0 else f"{NO}: top-k is not beaten",
-        f"{len(difference)} pairs{left_out}; mean metric {per_signal}; mean rank correlation "
-        f"with the single-layer loss {ranks}",
+        _signal_verdict(best, (low, high), ranks.get(best)),
+        f"{len(difference)} pairs{left_out}; mean metric {per_signal}; rank correlation of each "
+        f"layer's importance with the measured loss of dropping it alone (mean over pairs, 95% "
+        f"interval) {rank_text}",
     )
     e2["statement"] = QUESTIONS["E2"]
     return pd.DataFrame([e1, e2])
+
+
+def _strength(rho: float) -> str:
+    """How a rank correlation with the measured costs reads in words."""
+    if math.isnan(rho):
+        return "is not measured"
+    if rho >= 0.5:
+        return "orders the layers much as their measured cost does"
+    if rho > 0:
+        return "orders them only weakly like their cost"
+    return "orders them against their cost"
+
+
+def reading(
+    layer_drop: pd.DataFrame,
+    layer_signals: pd.DataFrame,
+    *,
+    learned: pd.DataFrame | None = None,
+    tolerance: float = KNEE_TOLERANCE,
+) -> list[str]:
+    """The chapter's summary of E1 and E2 in three sentences (Markdown bullets), every number
+    computed from the tables: how many top layers go with each head, how much of the metric
+    each head keeps with two and with half the layers dropped, and how each signal's ranking of
+    layers agrees with their measured cost (learned pairs only, with `learned`)."""
+    rows = scorecard_rows(layer_drop, layer_signals, learned=learned, tolerance=tolerance)
+    rows = rows.set_index("claim")
+    drops = only_learned(main_metric_rows(layer_drop), learned)
+    summary = signal_summary(drops, tolerance=tolerance)
+    rho = signal_loss_correlation(drops, only_learned(layer_signals, learned))
+    rho = rho.groupby("signal")["rho"].mean()
+    top = drops[drops["signal"] == "top_k"]
+    curve = top.groupby(["task", "condition", "budget"])["value"].mean().unstack("budget")
+    kept = curve.div(curve[0], axis=0)  # share of the full model's metric at each budget
+    budgets = sorted(kept.columns)
+    half = min(budgets, key=lambda b: abs(b - int(top["budget"].max()) / 2))
+    two = min(budgets, key=lambda b: abs(b - 2))
+    safe = summary[summary["signal"] == "top_k"].pivot_table(
+        index="task", columns="condition", values="safe_budget"
+    )
+
+    def kept_at(budget: int, condition: str) -> float:
+        return float(kept.xs(condition, level="condition")[budget].mean())
+
+    def signal(name: str) -> str:
+        value = float(rho.get(name, math.nan))
+        return f"{_strength(value)} ({value:+.2f})"
+
+    unchanged = summary[summary["condition"] == "unchanged"]
+    best = unchanged.groupby("signal")["mean_value"].mean().drop("top_k").idxmax()
+    return [
+        f"- **The paper's reading (C5), drop the top layers and keep the head:** over the "
+        f"{len(safe)} learned tasks top-k drops {safe['unchanged'].mean():.1f} layers on average "
+        f"with the metric within {tolerance:g} of the full model's (re-fitted head: "
+        f"{safe['refit'].mean():.1f}). With {two} layers dropped the unchanged head keeps "
+        f"{kept_at(two, 'unchanged'):.0%} of the metric, the re-fitted head "
+        f"{kept_at(two, 'refit'):.0%}; with {half} dropped {kept_at(half, 'unchanged'):.0%} and "
+        f"{kept_at(half, 'refit'):.0%}. Is the information still there (E1)? "
+        f"{rows.loc['E1', 'verdict']}.",
+        f"- **CKA as a predictor (C6):** CKA of each layer with the last one "
+        f"{signal('cka_with_last')}; consecutive CKA {signal('consecutive_cka')}.",
+        f"- **The pruning signals of large decoders:** block influence "
+        f"{signal('block_influence')} and angular distance {signal('angular_distance')}. Of the "
+        f"three signals, {SIGNAL_LABELS[best]}'s choices keep the most with the unchanged head; "
+        f"against top-k (E2): {rows.loc['E2', 'verdict']}.",
+    ]

@@ -123,9 +123,10 @@ def scorecard_row(
 ) -> pd.DataFrame:
     """The scorecard's E3 row: mean ``lead`` over runs whose finished model has the block, with a
     95% two-stage bootstrap interval (:func:`two_stage_interval`: the (model, task) pairs, then
-    their seeds); "before" when the interval lies below 0, "after" above 0, "with" when it
-    contains 0. With `learned` (:func:`layersim.claims.learned_table`), only runs
-    of learned (model, task) pairs count: a metric that never moves has no saturation point."""
+    their seeds); "before" when the interval lies below 0, "after" above 0, "undetermined"
+    when it contains 0 (the block may form with the metric, or the runs cannot tell). With
+    `learned` (:func:`layersim.claims.learned_table`), only runs of learned (model, task) pairs
+    count: a metric that never moves has no saturation point."""
     progress = only_learned(progress, learned)
     onsets = onset_table(progress, threshold=threshold)
     formed = onsets[onsets["final_blocks"]]
@@ -139,7 +140,7 @@ def scorecard_row(
     elif not math.isnan(low) and low > 0:
         verdict = "after"
     else:
-        verdict = "with (the interval contains 0)"
+        verdict = "undetermined (the interval contains 0)"
     evidence = (
         f"{len(formed)} of {len(onsets)} runs end with a late block; mean onset "
         f"{formed['block_onset'].mean():.2f}, mean metric saturation "

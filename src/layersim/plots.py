@@ -23,6 +23,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import altair as alt
 import numpy as np
@@ -35,9 +36,12 @@ __all__ = [
     "block_statistics",
     "cka_heatmaps",
     "cross_diagonal",
+    "curve",
     "depth_boundaries",
     "depth_truncation_curves",
     "enable_offline_renderer",
+    "headline",
+    "matrix_heatmap",
     "model_heatmaps",
     "offline_html",
     "progress_curves",
@@ -77,6 +81,24 @@ def _cka_color() -> alt.Color:
 
 def _seeds(values: pd.Series) -> str:
     return ", ".join(str(s) for s in sorted(set(values)))
+
+
+#: How the tables' internal names read in legends and headers.
+CONDITION_TITLES = {"unchanged": "unchanged head (the paper's)", "refit": "re-fitted linear head"}
+
+
+def _panel(frame: pd.DataFrame) -> pd.Series:
+    """Facet titles ``model · task (metric)``: the metric on the y axis of each panel."""
+    label = frame["model"] + " · " + frame["task"]
+    if "metric" in frame.columns:
+        label = label + " (" + frame["metric"].astype(str) + ")"
+    return label
+
+
+def _metric_title(frame: pd.DataFrame) -> str:
+    """The y axis title: the metric when every panel shows the same one."""
+    metrics = sorted(frame["metric"].unique()) if "metric" in frame.columns else []
+    return f"validation {metrics[0]}" if len(metrics) == 1 else "validation metric (in the title)"
 
 
 def _one(frame: pd.DataFrame, column: str, value: object, what: str) -> pd.DataFrame:
@@ -300,6 +322,112 @@ def depth_boundaries(runs: pd.DataFrame, *, models: Sequence[str] | None = None)
     )
 
 
+def matrix_heatmap(
+    matrix: Any, *, layers: Sequence[int], title: str = "", size: int = 220
+) -> alt.Chart:
+    """One CKA matrix held in memory (a tensor or array from :func:`layersim.cka.cka_matrix`) as
+    a heatmap, its rows and columns labelled by the hidden-state indices `layers`."""
+    values = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, float)
+    if values.shape != (len(layers), len(layers)):
+        raise ValueError(
+            f"matrix_heatmap: a {values.shape} matrix for {len(layers)} layers; pass the layers "
+            "the matrix was computed on"
+        )
+    frame = pd.DataFrame(
+        [{"layer_a": a, "layer_b": b, "cka": values[i, j]}
+         for i, a in enumerate(layers) for j, b in enumerate(layers)]
+    )  # fmt: skip
+    return (
+        alt.Chart(frame, title=title)
+        .mark_rect()
+        .encode(
+            x=alt.X("layer_b:O", title="layer", sort=list(layers), axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("layer_a:O", title="layer", sort=list(reversed(layers))),
+            color=_cka_color(),
+            tooltip=[
+                alt.Tooltip("layer_a:O", title="layer (row)"),
+                alt.Tooltip("layer_b:O", title="layer (column)"),
+                alt.Tooltip("cka:Q", title="CKA", format=".4f"),
+            ],
+        )  # fmt: skip
+        .properties(width=size, height=size)
+    )
+
+
+def curve(xs: Sequence[float], ys: Sequence[float], *, x: str, y: str) -> alt.Chart:
+    """A line with points of `ys` against `xs`, axes titled `x` and `y`."""
+    if len(xs) != len(ys) or not len(xs):
+        raise ValueError(f"curve: {len(xs)} x values and {len(ys)} y values; pass as many of each")
+    frame = pd.DataFrame({"x": list(xs), "y": list(ys)})
+    return (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("x:Q", title=x, axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y("y:Q", title=y),
+            tooltip=[alt.Tooltip("x:Q", title=x), alt.Tooltip("y:Q", title=y, format=".4f")],
+        )
+        .properties(width=360, height=220)
+    )
+
+
+def headline(
+    cka: pd.DataFrame, *, task: str, tasks: Sequence[str] | None = None, size: int = 200
+) -> alt.HConcatChart:
+    """The landing page's figure: the pretrained and the fine-tuned CKA matrix of one task side by
+    side (biased CKA, mean over seeds), and the same-layer CKA between the two models for every
+    task of `tasks` (thin lines) with their mean (thick)."""
+    _require(cka, [*_RUN, "seed", "kind", "layer_a", "layer_b", "cka", "estimator"], "headline")
+    frame = _one(cka, "estimator", "biased", "headline")
+    one = _one(frame, "task", task, "headline")
+    mean = (
+        one.groupby(["kind", "layer_a", "layer_b"], sort=False)
+        .agg(cka=("cka", "mean"), seeds=("seed", _seeds))
+        .reset_index()
+    )
+    layers = sorted(set(mean["layer_a"]))
+    panels = []
+    for kind in ("pretrained", "finetuned"):
+        panels.append(
+            alt.Chart(mean[mean["kind"] == kind], title=f"{KIND_TITLES[kind]} · {task}")
+            .mark_rect()
+            .encode(
+                x=alt.X("layer_b:O", title="layer", sort=layers, axis=alt.Axis(labelAngle=0)),
+                y=alt.Y("layer_a:O", title="layer", sort=list(reversed(layers))),
+                color=_cka_color(),
+                tooltip=[
+                    alt.Tooltip("layer_a:O", title="layer (row)"),
+                    alt.Tooltip("layer_b:O", title="layer (column)"),
+                    alt.Tooltip("cka:Q", title="CKA (mean over seeds)", format=".4f"),
+                    alt.Tooltip("seeds:N"),
+                ],
+            )  # fmt: skip
+            .properties(width=size, height=size)
+        )
+    cross = frame[(frame["kind"] == "pretrained_vs_finetuned")
+                  & (frame["layer_a"] == frame["layer_b"])]  # fmt: skip
+    if tasks is not None:
+        cross = cross[cross["task"].isin(list(tasks))]
+    per_task = cross.groupby(["task", "layer_a"], sort=False)["cka"].mean().reset_index()
+    x = alt.X("layer_a:O", title="layer", axis=alt.Axis(labelAngle=0))
+    y = alt.Y("cka:Q", title="CKA(pretrained, fine-tuned), same layer",
+              scale=alt.Scale(domain=[0, 1]))  # fmt: skip
+    thin = alt.Chart(per_task).mark_line(opacity=0.35, color="gray").encode(
+        x=x, y=y, detail="task:N",
+        tooltip=[alt.Tooltip("task:N"), alt.Tooltip("layer_a:O", title="layer"),
+                 alt.Tooltip("cka:Q", title="CKA (mean over seeds)", format=".4f")],
+    )  # fmt: skip
+    thick = alt.Chart(per_task).mark_line(point=True, strokeWidth=3).encode(
+        x=x, y="mean(cka):Q",
+        tooltip=[alt.Tooltip("layer_a:O", title="layer"),
+                 alt.Tooltip("mean(cka):Q", title="mean over tasks", format=".4f")],
+    )  # fmt: skip
+    line = alt.layer(thin, thick).properties(
+        width=size, height=size, title="how far fine-tuning moved each layer"
+    )
+    return alt.hconcat(*panels, line).resolve_scale(color="independent")
+
+
 def cross_diagonal(cka: pd.DataFrame, *, estimator: str = "biased") -> alt.Chart:
     """How much fine-tuning changed each layer: CKA(pretrained layer l, fine-tuned layer l).
 
@@ -405,6 +533,7 @@ def truncation_curves(
     *,
     metric: str | None = None,
     boundaries: pd.DataFrame | None = None,
+    majority: pd.DataFrame | None = None,
     columns: int = 4,
 ) -> alt.FacetChart:
     """The metric against the number of layers kept, one panel per (model, task).
@@ -420,6 +549,10 @@ def truncation_curves(
         Optional frame with columns ``model, task, boundary`` (e.g. the fine-tuned CKA block
         boundary averaged over seeds): drawn as a vertical rule, where claim C6 expects the curve
         to recover.
+    majority
+        Optional frame with columns ``model, task, majority`` (e.g.
+        :func:`layersim.claims.learned_table`): the metric of always answering the majority
+        class, drawn as a grey horizontal rule.
     columns
         Panels per row.
 
@@ -438,8 +571,10 @@ def truncation_curves(
         first = frame.groupby(["model", "task"], sort=False)["metric"].transform("first")
         frame = frame[frame["metric"] == first]
     frame = frame.copy()
-    frame["panel"] = frame["model"] + " · " + frame["task"]
+    frame["panel"] = _panel(frame)
     frame["seed"] = frame["seed"].astype(str)
+    if "condition" in frame.columns:
+        frame["condition"] = frame["condition"].map(CONDITION_TITLES).fillna(frame["condition"])
     x = alt.X("layers_kept:Q", title="layers kept", axis=alt.Axis(tickMinStep=1))
     tooltip = [
         alt.Tooltip("model:N"),
@@ -459,7 +594,7 @@ def truncation_curves(
         .mark_point(opacity=0.6)
         .encode(
             x=x,
-            y=alt.Y("value:Q", title="validation metric"),
+            y=alt.Y("value:Q", title=_metric_title(frame)),
             shape=alt.Shape("seed:N"),
             tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("value:Q", format=".4f")],
             **by_condition,
@@ -478,11 +613,22 @@ def truncation_curves(
     )
     layers: list[alt.Chart] = [line, points]
     data = frame
+    panels = frame[["model", "task", "panel"]].drop_duplicates()
+    if majority is not None:
+        _require(majority, ["model", "task", "majority"], "majority")
+        marks = majority[["model", "task", "majority"]].merge(panels, on=["model", "task"])
+        data = pd.concat([data, marks[["panel", "majority"]]], ignore_index=True)
+        layers.append(
+            alt.Chart()
+            .transform_filter("isValid(datum.majority)")
+            .mark_rule(strokeDash=[2, 2], color="gray")
+            .encode(y="majority:Q",
+                    tooltip=[alt.Tooltip("majority:Q", title="majority class", format=".4f")])
+        )  # fmt: skip
     if boundaries is not None:
         _require(boundaries, ["model", "task", "boundary"], "boundaries")
-        marks = boundaries[["model", "task", "boundary"]].copy()
-        marks["panel"] = marks["model"] + " · " + marks["task"]
-        data = pd.concat([frame, marks[["panel", "boundary"]]], ignore_index=True)
+        marks = boundaries[["model", "task", "boundary"]].merge(panels, on=["model", "task"])
+        data = pd.concat([data, marks[["panel", "boundary"]]], ignore_index=True)
         layers.append(
             alt.Chart()
             .transform_filter("isValid(datum.boundary)")
@@ -522,15 +668,18 @@ def signal_choices(
     """
     _require(layer_drop, [*_RUN, "seed", "signal", "budget", "layers", "condition", "value"],
              "signal_choices")  # fmt: skip
+    from .redundancy import SIGNAL_LABELS
+
     frame = _one(layer_drop, "condition", condition, "signal_choices")
     frame = frame[frame["signal"] != "single"].copy()
-    frame["panel"] = frame["model"] + " · " + frame["task"]
+    frame["panel"] = _panel(frame)
     frame["seed"] = frame["seed"].astype(str)
+    frame["signal"] = frame["signal"].map(SIGNAL_LABELS).fillna(frame["signal"])
     x = alt.X("budget:Q", title="layers dropped", axis=alt.Axis(tickMinStep=1))
-    color = alt.Color("signal:N", title="signal")
+    color = alt.Color("signal:N", title="which layers go")
     tooltip = [alt.Tooltip("task:N"), alt.Tooltip("signal:N"), alt.Tooltip("budget:Q")]
     line = alt.Chart().mark_line().encode(
-        x=x, y=alt.Y("mean(value):Q", title="validation metric"), color=color,
+        x=x, y=alt.Y("mean(value):Q", title=_metric_title(frame)), color=color,
         tooltip=[*tooltip, alt.Tooltip("mean(value):Q", title="mean", format=".4f")],
     )  # fmt: skip
     points = alt.Chart().mark_point(opacity=0.5).encode(

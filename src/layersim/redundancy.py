@@ -26,6 +26,7 @@ from torch import Tensor
 __all__ = [
     "BUDGET_POINTS",
     "SIGNALS",
+    "SIGNAL_LABELS",
     "budget_grid",
     "angular_distances",
     "block_influence",
@@ -35,6 +36,16 @@ __all__ = [
 ]
 
 SIGNALS: tuple[str, ...] = ("top_k", "block_influence", "angular_distance", "cka")
+#: Readable names of the signals (``layer_drop``'s and ``layer_signals``' spellings).
+SIGNAL_LABELS: dict[str, str] = {
+    "top_k": "top-k (the paper's truncation)",
+    "block_influence": "block influence",
+    "angular_distance": "angular distance",
+    "cka": "consecutive CKA",
+    "consecutive_cka": "consecutive CKA",
+    "cka_with_last": "CKA with the last layer",
+    "single": "one layer alone",
+}
 
 
 def _check_states(states: Tensor) -> Tensor:

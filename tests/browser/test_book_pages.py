@@ -42,7 +42,7 @@ CHROMIUM_ARGS = [
 # view, so it does not count.
 CHARTS_RENDERED_JS = """() => [...document.querySelectorAll('div.layersim-chart')].every(
     c => c.querySelector(':scope > div.layersim-chart-view :is(svg, canvas)'))"""
-PAGE_FACTS_JS = """() => ({
+PAGE_FACTS_JS = r"""() => ({
   charts: [...document.querySelectorAll('div.layersim-chart')].map(c => ({
     id: c.id,
     rendered: !!c.querySelector(':scope > div.layersim-chart-view :is(svg, canvas)'),
@@ -52,7 +52,17 @@ PAGE_FACTS_JS = """() => ({
   questions: [...document.querySelectorAll('table.layersim-questions')].map(
     t => t.querySelectorAll('tbody tr').length),
   hrefs: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
+  pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+  wideCharts: [...document.querySelectorAll('div.layersim-chart')].filter(
+    c => c.scrollWidth > c.clientWidth + 1).map(c => c.id),
+  uncaptioned: [...document.querySelectorAll('div.layersim-chart')].filter(c => {
+    const figure = c.closest('figure');
+    const caption = figure && figure.querySelector('figcaption .caption-number');
+    return !(caption && /Fig\.\s*\d+/.test(caption.textContent));
+  }).map(c => c.id),
 })"""
+# The two widths every page must fit: a laptop and a phone.
+WIDTHS = (1400, 390)
 
 
 class _PageScan(HTMLParser):
@@ -142,6 +152,9 @@ class Visit:
     scorecards: list[int]
     questions: list[int]
     hrefs: list[str]
+    page_overflow: int = 0
+    wide_charts: list[str] = None  # type: ignore[assignment]
+    uncaptioned: list[str] = None  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="session")
@@ -201,9 +214,11 @@ def visit(browser: Any, base_url: str) -> Callable[[str], Visit]:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     @functools.cache
-    def load(page_path: str) -> Visit:
+    def load(page_path: str, width: int = WIDTHS[0]) -> Visit:
         v = Visit([], [], [], [], [], [], [])
-        context = browser.new_context(service_workers="block")
+        context = browser.new_context(
+            service_workers="block", viewport={"width": width, "height": 900}
+        )
 
         def route(route: Any) -> None:
             if route.request.url.startswith(base_url):
@@ -245,6 +260,8 @@ def visit(browser: Any, base_url: str) -> Callable[[str], Visit]:
             context.close()
         v.charts, v.scorecards, v.hrefs = facts["charts"], facts["scorecards"], facts["hrefs"]
         v.questions = facts["questions"]
+        v.page_overflow, v.wide_charts = facts["pageOverflow"], facts["wideCharts"]
+        v.uncaptioned = facts["uncaptioned"]
         return v
 
     return load
@@ -320,3 +337,19 @@ def test_notebook_pages_launch_their_ipynb_in_colab(book_root: Path, page: str) 
     assert any(url.endswith(f"/blob/main/{expected}") for url in launches), (
         f"{page}: no Colab launch button for {expected}; found {sorted(launches)}"
     )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page", PAGES)
+def test_nothing_overflows(visit: Callable[[str], Visit], page: str, width: int) -> None:
+    v = visit(page) if width == WIDTHS[0] else visit(page, width)  # one load per width
+    assert v.page_overflow <= 1, f"{page} is {v.page_overflow} px wider than a {width} px window"
+    assert not v.wide_charts, f"charts wider than their column on {page} at {width} px: " + (
+        ", ".join(v.wide_charts)
+    )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_figure_is_numbered_and_captioned(visit: Callable[[str], Visit], page: str) -> None:
+    missing = visit(page).uncaptioned
+    assert not missing, f"charts without a numbered caption on {page}: {missing}"

@@ -40,8 +40,10 @@ def as_layers(xs: Layers, name: str) -> LayerGroup:
     """Turn an (L, n, d) tensor or a sequence of (n, d) tensors into a list + labels.
 
     The third item is the (L, n, d) tensor itself when one was given (batched fast paths).
+    NumPy arrays are taken as tensors (no copy where the dtype allows).
     """
     stacked = None
+    xs = as_tensor(xs)
     if isinstance(xs, Tensor):
         if xs.ndim != 3:
             hint = " For a single layer use linear_cka(x, y) or pass [x]." if xs.ndim == 2 else ""
@@ -52,7 +54,7 @@ def as_layers(xs: Layers, name: str) -> LayerGroup:
         layers = list(xs.unbind(0))
         stacked = xs
     elif isinstance(xs, Sequence) and not isinstance(xs, (str, bytes)):
-        layers = list(xs)
+        layers = [as_tensor(x) for x in xs]
     else:
         raise ValueError(
             f"{name} must be a 3-D tensor (L, n, d) or a sequence of 2-D (n, d_l) tensors; "
@@ -70,6 +72,13 @@ def as_layers(xs: Layers, name: str) -> LayerGroup:
                 "Flatten feature maps first, e.g. x.reshape(x.shape[0], -1)."
             )
     return layers, labels, stacked
+
+
+def as_tensor(x: object) -> object:
+    """A NumPy array as a tensor; anything else unchanged."""
+    if type(x).__module__ == "numpy" and hasattr(x, "__array_interface__"):
+        return torch.as_tensor(x)
+    return x
 
 
 def check_pair(x: object, y: object, names: tuple[str, str]) -> None:

@@ -19,6 +19,7 @@ from .checks import (
     PRECISIONS,
     Layers,
     as_layers,
+    as_tensor,
     check_choice,
     check_pair,
     validate,
@@ -48,6 +49,7 @@ def _cka_matrix_impl(
     check_choice(method, "method", METHODS)
     sx = sy = None
     if pair:
+        xs, ys = as_tensor(xs), as_tensor(ys)
         check_pair(xs, ys, names)
         lx, labx = [xs], [names[0]]  # type: ignore[list-item]
         ly, laby = [ys], [names[1]]  # type: ignore[list-item]
