@@ -47,14 +47,16 @@ results_dir = "../results"
 work_dir = "../runs"
 device = "auto"
 batch_size = 64
+train_limit = None  # training examples the probes learn from (None: the preset's, as fine-tuning)
+eval_limit = None  # validation examples scored (None: the preset's)
 
 # %%
 import time
 
-from layersim import devices, finetune, presets, results, steps
+from layersim import devices, finetune, presets, results, steps, tasks
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), task, seed)
+key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
 start = time.perf_counter()
 
 # %% [markdown]
@@ -64,7 +66,10 @@ start = time.perf_counter()
 # %%
 pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
 tokenizer = finetune.load_tokenizer(model)
-rows = steps.evaluation_rows(task, limit=presets.get_preset(preset, task).eval_limit)
+spec = presets.get_preset(preset, task)
+train_limit = train_limit if train_limit is not None else spec.train_limit
+eval_limit = eval_limit if eval_limit is not None else spec.eval_limit
+rows = steps.evaluation_rows(task, limit=eval_limit)
 record = steps.validation_record(
     key,
     "pretrained",
@@ -78,8 +83,9 @@ record = steps.validation_record(
     batch_size=batch_size,
 )  # the run's shared pass (layersim.passes): computed by the similarity step
 table = steps.baseline_table(
-    key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size, record=record
-)
+    key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size, record=record,
+    train_limit=train_limit, eval_limit=eval_limit,
+)  # fmt: skip
 table.pivot(index="baseline", columns="metric", values="value")
 
 # %%
@@ -90,7 +96,9 @@ results.write_table(
     "baselines",
     table,
     provenance=results.collect_provenance(
-        {"batch_size": batch_size}, devices.describe_device(chosen_device), seconds
+        {"batch_size": batch_size, "train_limit": train_limit, "eval_limit": eval_limit},
+        devices.describe_device(chosen_device),
+        seconds,
     ),
 )
 print(f"wrote {len(table)} rows in {seconds:.0f} s")

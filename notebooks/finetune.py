@@ -65,7 +65,7 @@ import pandas as pd
 from layersim import data, devices, finetune, presets, results, tasks
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), task, seed)
+key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
 spec = presets.get_preset(preset, task)
 output_dir = key.run_dir(work_dir) / "model"
 print(f"run {key}; preset: {spec.description}; device: {devices.describe_device(chosen_device)}")

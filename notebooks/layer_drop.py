@@ -59,7 +59,7 @@ import time
 from layersim import devices, finetune, presets, results, steps, tasks, truncate
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), task, seed)
+key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
 start = time.perf_counter()
 
 # %% [markdown]

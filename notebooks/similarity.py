@@ -68,7 +68,7 @@ from torch.utils.data import DataLoader
 from layersim import devices, families, finetune, presets, reps, results, steps, tasks, truncate
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), task, seed)
+key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
 spec = presets.get_preset(preset, task)
 examples = examples or spec.similarity_examples
 max_length = max_length or spec.max_length

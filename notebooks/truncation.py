@@ -55,7 +55,7 @@ from transformers import AutoConfig
 from layersim import devices, finetune, presets, results, steps, tasks, truncate
 
 chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), task, seed)
+key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
 spec = presets.get_preset(preset, task)
 eval_limit = eval_limit if eval_limit is not None else spec.eval_limit
 start = time.perf_counter()

@@ -517,11 +517,13 @@ def test_provenance_merges_steps(tmp_path: Path) -> None:
     assert data["run"] == key.as_dict()
     assert set(data["steps"]) == {"finetune", "similarity"}
     assert data["steps"]["finetune"]["parameters"] == {"epochs": 3, "lr": 2e-5}
-    assert data["steps"]["similarity"] == {"pooling": "cls", "n": 500}
+    # the step's record, with the rows it wrote (a table cut short is then detected)
+    rows = len(cka_rows(key))
+    assert data["steps"]["similarity"] == {"pooling": "cls", "n": 500, "rows": {"cka": rows}}
     write_provenance(tmp_path, key, "finetune", {"seconds": 1})  # a rerun replaces its step
     assert read_provenance(tmp_path, key)["steps"] == {
         "finetune": {"seconds": 1},
-        "similarity": {"pooling": "cls", "n": 500},
+        "similarity": {"pooling": "cls", "n": 500, "rows": {"cka": rows}},
     }
     assert read_provenance(tmp_path, KEYS[0]) == {"run": KEYS[0].as_dict(), "steps": {}}
 
@@ -664,15 +666,18 @@ def test_write_table_records_the_step_that_writes_the_table(tmp_path: Path) -> N
     for table in TABLE_NAMES:
         write_table(tmp_path, key, table, ROWS[table](key), provenance={"table": table})
     steps = read_provenance(tmp_path, key)["steps"]
-    assert steps == {
-        "finetune": {"table": "metrics"},
-        "similarity": {"table": "blocks"},  # cka, then blocks: the step's last write
-        "truncation": {"table": "truncation"},
-        "baselines": {"table": "baselines"},
-        "layer_drop": {"table": "layer_signals"},  # layer_drop, then layer_signals
-        "progress": {"table": "progress_cka"},
-        "robustness": {"table": "robustness_metrics"},
+    assert {step: info["table"] for step, info in steps.items()} == {
+        "finetune": "metrics",
+        "similarity": "blocks",  # cka, then blocks: the step's last write
+        "truncation": "truncation",
+        "baselines": "baselines",
+        "layer_drop": "layer_signals",  # layer_drop, then layer_signals
+        "progress": "progress_cka",
+        "robustness": "robustness_metrics",
     }
+    # every table the step wrote keeps its row count, not only the last one
+    assert set(steps["similarity"]["rows"]) == {"cka", "blocks"}
+    assert steps["layer_drop"]["rows"]["layer_drop"] == len(ROWS["layer_drop"](key))
 
 
 # ----------------------------------------------------------------------------
@@ -722,3 +727,22 @@ def test_grid_tables_refuse_rows_of_another_grid_and_the_run_table_api(tmp_path:
     with pytest.raises(ValueError, match="has no 'across' table"):
         results.read_grid_table(tmp_path, "demo", "m", "across")
     assert results.load(tmp_path, "across").empty
+
+
+def test_a_table_cut_at_a_row_boundary_is_not_complete(tmp_path) -> None:
+    import pandas as pd
+
+    from layersim import results
+
+    key = results.RunKey("tiny", "tiny-bert", "synth_sentiment", 0)
+    frame = pd.DataFrame([
+        {**key.as_dict(), "metric": "accuracy", "value": 0.9},
+        {**key.as_dict(), "metric": "f1", "value": 0.8},
+    ])  # fmt: skip
+    path = results.write_table(tmp_path, key, "metrics", frame, provenance={"seconds": 1.0})
+    assert results.is_complete(tmp_path, key, ["metrics"])
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))  # the last row lost, the CSV still well formed
+    assert not results.is_complete(tmp_path, key, ["metrics"])
+    problem = results.table_problem(tmp_path, key, ["metrics"])
+    assert "has 1 rows but its step recorded 2" in problem and str(path) in problem

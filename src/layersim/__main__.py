@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from layersim import __version__, batch, presets, results
+from layersim import __version__, presets  # light: the rest is imported by each command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +32,12 @@ def _parser() -> argparse.ArgumentParser:
             nargs="+",
             help="the preset's models or others: names, Hub ids or local model directories",
         )
-        sub.add_argument("--tasks", nargs="+", help="subset of the preset's tasks")
+        sub.add_argument(
+            "--tasks",
+            nargs="+",
+            help="the preset's tasks or others: names, or your own data (a .csv/.tsv/.jsonl "
+            "file with text and label columns, or a folder of train/validation files)",
+        )
         sub.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
         sub.add_argument("--results", type=Path, default=Path("results"), help="results root")
 
@@ -94,6 +99,8 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from layersim import batch, results
+
     batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
     states = results.run_status(args.results, keys, tables=batch.RUN_TABLES)
@@ -102,6 +109,9 @@ def _status(args: argparse.Namespace) -> int:
         info = results.failure(args.results, key) if state == "failed" else None
         if info:
             line += f"  ({info.get('message', '')}; notebook: {info.get('notebook', '')})"
+        elif state == "missing":
+            why = results.table_problem(args.results, key, batch.RUN_TABLES) or ""
+            line += f"  ({why})" if why and "run its step first" not in why else ""
         print(line)
     counts = Counter(states.values())
     print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "missing", "failed")))
@@ -109,6 +119,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from layersim import batch
+
     index, count = batch.parse_shard(args.shard)
     batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
@@ -132,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
         parameters=_parse_params(args.param),
         progress=not args.no_progress,
         models=args.models,
+        task_sources=args.tasks,
     )
     print(report.summary())
     return 1 if report.failed or report.grids_failed else 0

@@ -115,15 +115,22 @@ def expand_runs(
     """The preset's grid (models x tasks x seeds), or the subsets given, in a fixed order.
 
     A model given as a local directory appears under :func:`layersim.presets.model_key`'s name
-    (``local-<name>-<hash>``); :func:`run_batch` needs the same ``models`` to find it again.
+    (``local-<name>-<hash>``), a task given as a data file under :func:`task_key`'s;
+    :func:`run_batch` needs the same ``models`` and ``tasks`` to find them again.
     """
     spec = presets.get_preset(preset)
     return [
-        results.RunKey(spec.name, presets.model_key(model), task, int(seed))
+        results.RunKey(spec.name, presets.model_key(model), task_key(task), int(seed))
         for model in (models or spec.models)
         for task in (tasks or spec.tasks)
         for seed in (seeds if seeds is not None else spec.seeds)
     ]
+
+
+def task_key(task: str) -> str:
+    """The name a task gets in run keys: its registry name, or for your own data file the
+    ``file-<name>-<hash>`` of :mod:`layersim.user_tasks`."""
+    return tasks.get_task(task).name
 
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
@@ -145,13 +152,25 @@ def complete_grid_runs(results_dir: str | Path, preset: str, model: str) -> list
 def validate_grid(models: Sequence[str] | None, tasks_: Sequence[str] | None) -> None:
     """Fail before any notebook starts: unknown task names, or models that are neither a preset
     name, an existing directory nor a well-formed Hub id (``name`` or ``owner/name``)."""
-    unknown = [name for name in tasks_ or () if name not in tasks.TASKS]
+    from layersim import user_tasks
+
+    unknown = [name for name in tasks_ or ()
+               if name not in tasks.TASKS and not user_tasks.is_data_path(name)]  # fmt: skip
     if unknown:
         raise ValueError(
-            f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(tasks.TASKS)}"
+            f"unknown task(s) {', '.join(unknown)}; known tasks: {', '.join(tasks.TASKS)}, or a "
+            f"data file ({', '.join(user_tasks.FILE_SUFFIXES)}) or folder of your own"
         )
+    for name in tasks_ or ():  # your own data: checked (columns, classes, rows) before any run
+        tasks.get_task(name)
     for model in models or ():
         resolved = presets.resolve_model(model)  # raises for a missing directory or tiny-* name
+        if (
+            isinstance(resolved, str)
+            and os.path.isdir(resolved)
+            and model not in (presets.MINILM_NAME, *presets.PACKAGED_MODELS)
+        ):
+            presets.check_model_dir(resolved)  # a corrupt copy fails here, not in fine-tuning
         if (
             isinstance(resolved, str)
             and not os.path.isdir(resolved)
@@ -191,6 +210,7 @@ def run_batch(
     parameters: dict | None = None,
     progress: bool = True,
     models: Sequence[str] | None = None,
+    task_sources: Sequence[str] | None = None,
 ) -> BatchReport:
     """Execute every missing step of every run; never stop at a failing run.
 
@@ -209,6 +229,9 @@ def run_batch(
     models
         The model names or directories given to `expand_runs`: the notebooks load these (a run
         key holds only :func:`layersim.presets.model_key`'s name of a directory).
+    task_sources
+        The task names or data paths given to `expand_runs` (a run key holds only
+        :func:`task_key`'s name of a data file; the notebooks read the path).
     """
     notebooks_dir = Path(notebooks_dir or default_notebooks_dir())
     missing = [s for s in (*STEPS, *GRID_STEPS) if not (notebooks_dir / f"{s}.py").is_file()]
@@ -220,22 +243,19 @@ def run_batch(
     declared = {
         step: notebook_parameters(notebooks_dir / f"{step}.py") for step in (*STEPS, *GRID_STEPS)
     }
-    unknown = sorted(set(parameters or {}) - set().union(*declared.values()))
-    if unknown:
-        raise ValueError(
-            f"no experiment notebook has the parameter(s) {unknown}; parameters they take: "
-            f"{sorted(set().union(*declared.values()))}"
-        )
+    check_parameters(parameters or {}, notebooks_dir, (*STEPS, *GRID_STEPS))
     sources = {presets.model_key(model): model for model in models or ()}
+    data_paths = {task_key(task): task for task in task_sources or ()}
     context = _Context(Path(results_dir), Path(work_dir), device, notebooks_dir,
-                       parameters or {}, declared)  # fmt: skip
+                       parameters or {}, declared, progress)  # fmt: skip
     report = BatchReport()
     start = time.perf_counter()
     for key in tqdm(runs, desc="runs", unit="run", disable=not progress):
         if results.is_complete(results_dir, key, tables=RUN_TABLES):
             report.skipped.append(key)
             continue
-        failure = _run_one(key, sources.get(key.model, key.model), context)
+        failure = _run_one(key, sources.get(key.model, key.model), context,
+                           data_paths.get(key.task, key.task))  # fmt: skip
         if failure is None:
             results.clear_failed(results_dir, key)
             report.done.append(key)
@@ -258,6 +278,12 @@ class _Context:
     notebooks_dir: Path
     parameters: dict
     declared: dict[str, set[str]]
+    progress: bool = False
+
+    def say(self, text: str) -> None:
+        """One progress line (above the runs' bar) when progress is on."""
+        if self.progress:
+            tqdm.write(text)
 
     def execute(self, step: str, executed: Path, values: dict) -> None:
         """Run notebook `step` with papermill (its parameters: `values`, the directories, the
@@ -278,6 +304,8 @@ class _Context:
             kernel_name="python3",
             progress_bar=False,
             cwd=str(self.notebooks_dir),
+            # ipykernel warns on every start that its local TCP sockets are unencrypted: noise.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
 
 
@@ -322,7 +350,9 @@ def _run_grid(preset: str, source: str, context: _Context, report: BatchReport) 
         report.grids_done.append((preset, model, step))
 
 
-def _run_one(key: results.RunKey, source: str, context: _Context) -> Failure | None:
+def _run_one(
+    key: results.RunKey, source: str, context: _Context, task_source: str | None = None
+) -> Failure | None:
     log_dir = key.run_dir(context.work_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     # The later steps read the fine-tuned model from work_dir. A checkout with committed results
@@ -334,21 +364,85 @@ def _run_one(key: results.RunKey, source: str, context: _Context) -> Failure | N
         if done and not retrain:
             continue
         executed = log_dir / f"{step}.ipynb"
+        started = time.perf_counter()
+        later = STEPS[STEPS.index(step) + 1 :]
+        context.say(f"{key.model} · {key.task} · seed {key.seed}: {step} ...")
         try:
-            context.execute(step, executed, {**key.as_dict(), "model": source})
+            context.execute(step, executed, {**key.as_dict(), "model": source,
+                                             "task": task_source or key.task})  # fmt: skip
         except Exception as error:  # a failing run must not stop the batch
+            context.say(f"  {step} failed after {time.perf_counter() - started:.0f} s")
             return Failure(key, step, executed, _error_line(error))
+        context.say(f"  {step} done in {time.perf_counter() - started:.0f} s"
+                    + (f"; next: {later[0]}" if later else "; run complete"))  # fmt: skip
     return None
 
 
 def notebook_parameters(path: Path) -> set[str]:
     """Names assigned in a notebook's cell tagged ``parameters`` (what papermill can set)."""
+    return set(parameter_defaults(path))
+
+
+def parameter_defaults(path: Path) -> dict[str, object]:
+    """Each parameter of a notebook with its default value (``...`` where the default is not a
+    plain literal), read from the cell tagged ``parameters``."""
     import jupytext
 
     for cell in jupytext.read(path).cells:
         if "parameters" in cell.metadata.get("tags", []):
-            return assigned_names(cell.source)
+            defaults: dict[str, object] = {}
+            for node in ast.parse(cell.source).body:
+                if not isinstance(node, ast.Assign):
+                    continue
+                try:
+                    value = ast.literal_eval(node.value)
+                except (ValueError, SyntaxError):
+                    value = ...
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        defaults[target.id] = value
+            return defaults
     raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def check_parameters(parameters: dict, notebooks_dir: Path, steps: Sequence[str]) -> None:
+    """Refuse, before any notebook runs, a parameter no notebook takes or a value of another
+    type than the notebooks' default (an integer where an integer is expected, ...)."""
+    defaults = {step: parameter_defaults(notebooks_dir / f"{step}.py") for step in steps}
+    known = sorted(set().union(*defaults.values()))
+    for name, value in parameters.items():
+        users = {step: d[name] for step, d in defaults.items() if name in d}
+        if not users:
+            raise ValueError(
+                f"no experiment notebook has the parameter {name!r}; parameters they take: {known}"
+            )
+        for step, default in users.items():
+            if not _same_kind(value, default):
+                raise ValueError(
+                    f"--param {name}={value!r}: notebooks/{step}.py expects "
+                    f"{_kind_name(default)} (its default is {default!r}); pass e.g. "
+                    f"{name}={default!r}"
+                )
+
+
+def _same_kind(value: object, default: object) -> bool:
+    if default is ... or default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, list | tuple):
+        return isinstance(value, list | tuple)
+    return isinstance(value, type(default))
+
+
+def _kind_name(default: object) -> str:
+    kinds = {bool: "True or False", int: "an integer", float: "a number", str: "a string",
+             list: "a list", tuple: "a list"}  # fmt: skip
+    return kinds.get(type(default), type(default).__name__)
 
 
 def assigned_names(source: str) -> set[str]:

@@ -126,6 +126,12 @@ def load_tokenizer(model_name_or_path: str) -> Any:
 
 
 def _unreachable_message(name: str, error: Exception) -> str:
+    if os.path.isdir(os.path.expanduser(str(name))):
+        return (
+            f"could not load the model directory {name!r} ({error}). Check that it holds "
+            "config.json, the weights and the tokenizer files as save_pretrained() writes them "
+            "(layersim.presets.check_model_dir says which one is missing or broken)."
+        )
     return (
         f"could not load {name!r} from a local directory or the Hugging Face Hub ({error}). "
         "Without network, download it on a machine that has one "

@@ -29,16 +29,10 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-from transformers import (
-    AlbertConfig,
-    BertConfig,
-    ElectraConfig,
-    LlamaConfig,
-    MPNetConfig,
-    PretrainedConfig,
-    RobertaConfig,
-)
+if TYPE_CHECKING:  # transformers is imported where a config is built: `--help` stays fast
+    from transformers import PretrainedConfig
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -49,6 +43,7 @@ __all__ = [
     "Preset",
     "get_preset",
     "model_key",
+    "check_model_dir",
     "resolve_model",
     "resolve_tokenizer",
 ]
@@ -315,6 +310,15 @@ _TINY_COMMON = dict(
 
 
 def _tiny_config(name: str) -> PretrainedConfig:
+    from transformers import (
+        AlbertConfig,
+        BertConfig,
+        ElectraConfig,
+        LlamaConfig,
+        MPNetConfig,
+        RobertaConfig,
+    )
+
     if name == "tiny-bert":
         return BertConfig(**_TINY_COMMON)
     if name == "tiny-roberta":
@@ -438,7 +442,7 @@ def resolve_tokenizer(name: str) -> str:
         A directory or Hub id.
     """
     resolved = resolve_model(name)
-    if isinstance(resolved, PretrainedConfig):
+    if not isinstance(resolved, str):  # a tiny-* config
         return _minilm_dir()
     return resolved
 
@@ -463,7 +467,7 @@ def model_key(name: str) -> str:
     if name == MINILM_NAME or name in PACKAGED_MODELS:
         return name  # a known name: no need to find (or fetch) its directory
     resolved = resolve_model(name)
-    if isinstance(resolved, PretrainedConfig) or resolved != os.path.expanduser(name):
+    if not isinstance(resolved, str) or resolved != os.path.expanduser(name):
         return name  # a tiny-* name
     if not os.path.isdir(resolved):
         return name  # a Hub id
@@ -472,3 +476,62 @@ def model_key(name: str) -> str:
     readable = re.sub(r"-{2,}", "-", readable)[:40]
     digest = hashlib.sha256(path.encode("utf-8")).hexdigest()[:8]
     return f"local-{readable}-{digest}"
+
+
+def check_model_dir(path: str | os.PathLike) -> None:
+    """Refuse a model directory that cannot load, before any work starts: ``config.json``
+    present and valid, weights present and complete (each ``.safetensors`` file as long as its
+    header says), and a tokenizer.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, what is wrong with it and how to fix it.
+    """
+    import json
+    import struct
+
+    folder = os.path.expanduser(str(path))
+    fix = "save the model again with save_pretrained(), or copy the directory again"
+    config = os.path.join(folder, "config.json")
+    if not os.path.isfile(config):
+        raise ValueError(f"model directory {folder} has no config.json; {fix}")
+    try:
+        with open(config, encoding="utf-8") as handle:
+            parsed = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{config} is not valid JSON ({error}); {fix}") from None
+    if not isinstance(parsed, dict) or "model_type" not in parsed:
+        raise ValueError(f"{config} names no model_type; it is not a transformers config. {fix}")
+    names = os.listdir(folder)
+    weights = [n for n in names if n.endswith((".safetensors", ".bin"))]
+    if not weights:
+        raise ValueError(
+            f"model directory {folder} holds no weights (model.safetensors or "
+            f"pytorch_model.bin); {fix}"
+        )
+    for name in (n for n in weights if n.endswith(".safetensors")):
+        file = os.path.join(folder, name)
+        size = os.path.getsize(file)
+        try:
+            with open(file, "rb") as handle:
+                (length,) = struct.unpack("<Q", handle.read(8))
+                header = json.loads(handle.read(length)) if 0 < length < size else None
+        except (OSError, struct.error, ValueError):
+            header = None
+        if not isinstance(header, dict):
+            raise ValueError(f"{file} is not a readable safetensors file; {fix}")
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"),
+                  default=0)  # fmt: skip
+        if size < 8 + length + end:
+            raise ValueError(
+                f"{file} is cut short ({size} bytes of the {8 + length + end} its header "
+                f"announces); {fix}"
+            )
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                       "spiece.model", "tokenizer.model")  # fmt: skip
+    if not any(n in names for n in tokenizer_files):
+        raise ValueError(
+            f"model directory {folder} has no tokenizer (none of {', '.join(tokenizer_files)}); "
+            "save it beside the model with tokenizer.save_pretrained(same directory)"
+        )

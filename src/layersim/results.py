@@ -62,6 +62,7 @@ __all__ = [
     "grid_dir",
     "grid_table_path",
     "is_complete",
+    "table_problem",
     "load",
     "mark_failed",
     "model_dirname",
@@ -576,8 +577,26 @@ def write_table(
     clean = _validate_frame(frame, table, key, f"write_table({table!r}, {key})")
     atomic_write(path, lambda fh: clean.to_csv(fh, index=False, lineterminator="\n"))
     if provenance is not None:
-        write_provenance(root, key, step or STEP_OF_TABLE[table], provenance)
+        name = step or STEP_OF_TABLE[table]
+        rows = {**_step_rows(root, key, name), table: len(clean)}  # a step may write several
+        write_provenance(root, key, name, {**provenance, "rows": rows})
     return path
+
+
+def _step_rows(root: str | os.PathLike[str], key: RunKey, step: str) -> dict[str, int]:
+    """The row counts `step` recorded for the tables it wrote (empty: none recorded)."""
+    path = _key(key).run_dir(root) / _PROVENANCE
+    try:
+        steps = json.loads(path.read_text(encoding="utf-8")).get("steps", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+    rows = (steps.get(step) or {}).get("rows", {})
+    return rows if isinstance(rows, dict) else {}
+
+
+def _recorded_rows(root: str | os.PathLike[str], key: RunKey, table: str) -> int | None:
+    """The row count the table's step recorded when it wrote the table (None: not recorded)."""
+    return _step_rows(root, key, STEP_OF_TABLE.get(table, "")).get(table)
 
 
 def _read_csv(path: Path, table: str, key: RunKey | None) -> pd.DataFrame:
@@ -596,11 +615,32 @@ def _read_csv(path: Path, table: str, key: RunKey | None) -> pd.DataFrame:
 
 
 def read_table(root: str | os.PathLike[str], key: RunKey, table: str) -> pd.DataFrame:
-    """One run's `table`, validated (``ValueError`` if it is absent or malformed)."""
+    """One run's `table`, validated (``ValueError`` if it is absent or malformed, or has fewer
+    or more rows than its step recorded writing: a file cut short at a row boundary)."""
     path = table_path(root, key, table)
     if not path.is_file():
         raise ValueError(f"run {key} has no {table!r} table at {path}; run its step first")
-    return _read_csv(path, table, key)
+    frame = _read_csv(path, table, key)
+    expected = _recorded_rows(root, key, table)
+    if expected is not None and expected != len(frame):
+        raise ValueError(
+            f"{path} has {len(frame)} rows but its step recorded {expected} when it wrote it: "
+            "the file was cut short or edited; run the step again (python -m layersim run)"
+        )
+    return frame
+
+
+def table_problem(
+    root: str | os.PathLike[str], key: RunKey, tables: Iterable[str] = ()
+) -> str | None:
+    """Why run `key` is not complete: the first of `tables` that is missing or broken, and why
+    (None when all are there and valid)."""
+    for table in _tables_arg(tables or TABLE_NAMES):
+        try:
+            read_table(root, key, table)
+        except ValueError as error:
+            return str(error)
+    return None
 
 
 def _empty(table: str) -> pd.DataFrame:

@@ -422,6 +422,8 @@ def baseline_table(
     data_dir: str | None = None,
     batch_size: int = 64,
     record: passes.PassRecord | None = None,
+    train_limit: int | None = None,
+    eval_limit: int | None = None,
 ) -> pd.DataFrame:
     """The ``baselines`` table of a run: the task's metrics without fine-tuning.
 
@@ -444,6 +446,9 @@ def baseline_table(
     record
         The run's :class:`layersim.passes.PassRecord` of the pretrained model over the
         evaluation rows (:func:`validation_record`): the validation features are read from it.
+    train_limit, eval_limit
+        The training examples the probes learn from and the validation examples they are scored
+        on (default: the preset's, as fine-tuning uses).
 
     Returns
     -------
@@ -452,9 +457,11 @@ def baseline_table(
     """
     task = tasks.get_task(task)
     spec = presets.get_preset(preset, task.name)
+    train_limit = spec.train_limit if train_limit is None else train_limit
+    eval_limit = spec.eval_limit if eval_limit is None else eval_limit
     splits = {
-        "train": tasks.load(task, "train", limit=spec.train_limit, data_dir=data_dir),
-        "validation": tasks.load(task, "validation", limit=spec.eval_limit, data_dir=data_dir),
+        "train": tasks.load(task, "train", limit=train_limit, data_dir=data_dir),
+        "validation": tasks.load(task, "validation", limit=eval_limit, data_dir=data_dir),
     }
     features = {
         name: probe.head_inputs(

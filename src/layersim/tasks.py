@@ -104,6 +104,9 @@ class Task:
     package : str or None
         For the real-text offline tasks: the registry package whose source archive carries the
         data (``layersim.data`` fetches and splits it); None otherwise.
+    data_dir : str or None
+        For a task made from your own data (:mod:`layersim.user_tasks`): the folder its splits
+        were written to, read like ``load(..., data_dir=...)``.
     """
 
     name: str
@@ -123,11 +126,12 @@ class Task:
     train_size: int | None = None
     source: str = ""
     package: str | None = None
+    data_dir: str | None = None
 
     @property
     def is_synthetic(self) -> bool:
         """True for the offline generated tasks."""
-        return self.hub_path is None and self.package is None
+        return self.hub_path is None and self.package is None and self.data_dir is None
 
     @property
     def is_packaged(self) -> bool:
@@ -249,7 +253,9 @@ def get_task(name: str | Task) -> Task:
     Parameters
     ----------
     name : str or Task
-        Task name (``rte``, ``synth_sentiment``, ...); a :class:`Task` is returned unchanged.
+        Task name (``rte``, ``synth_sentiment``, ...), or the path of your own data file or
+        folder (:func:`layersim.user_tasks.task_from_file` registers it); a :class:`Task` is
+        returned unchanged.
 
     Returns
     -------
@@ -262,11 +268,19 @@ def get_task(name: str | Task) -> Task:
     """
     if isinstance(name, Task):
         return name
-    if name not in TASKS:
-        raise ValueError(
-            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}. Pass one of these names."
-        )
-    return TASKS[name]
+    if name in TASKS:
+        return TASKS[name]
+    from layersim import user_tasks
+
+    if user_tasks.is_data_path(name):
+        return user_tasks.task_from_file(name)
+    known_path = user_tasks.registered_path(name) if isinstance(name, str) else None
+    if known_path is not None and os.path.exists(known_path):
+        return user_tasks.task_from_file(known_path)
+    raise ValueError(
+        f"unknown task {name!r}; known tasks: {', '.join(TASKS)}. Pass one of these names, or a "
+        f"data file ({', '.join(user_tasks.FILE_SUFFIXES)}) or folder of your own"
+    )
 
 
 # --------------------------------------------------------------------------- loading
@@ -391,6 +405,8 @@ def load(
         from layersim import data
 
         dataset = _load_local(task, split, str(data.ensure(task.name)))
+    elif task.data_dir is not None and data_dir is None:  # your own data, split into the cache
+        dataset = _load_local(task, split, task.data_dir)
     elif data_dir is not None and (
         not task.is_synthetic or _local_files(task, split, str(data_dir)) is not None
     ):
