@@ -86,3 +86,18 @@ def test_the_block_bootstrap_through_grams_equals_recomputing_each_replicate(res
     np.testing.assert_allclose(through_grams.excess_samples, recomputed.excess_samples,
                                atol=1e-6)  # fmt: skip
     np.testing.assert_array_equal(through_grams.boundary_samples, recomputed.boundary_samples)
+
+
+def test_the_unrelated_floor_is_what_independent_features_give() -> None:
+    from layersim.cka import linear_cka, unrelated_floor
+
+    generator = torch.Generator().manual_seed(0)
+    for n, width in ((1000, 384), (300, 64)):
+        values = [
+            float(linear_cka(torch.randn(n, width, generator=generator),
+                             torch.randn(n, width, generator=generator)))
+            for _ in range(3)
+        ]  # fmt: skip
+        assert abs(np.mean(values) - unrelated_floor(n, width)) < 0.01
+    with pytest.raises(ValueError, match="positive integers"):
+        unrelated_floor(0, 10)

@@ -272,3 +272,9 @@ def test_truncation_curves_draw_the_majority_class() -> None:
     assert chart.data["majority"].dropna().tolist() == [0.52]
     rules = [layer for layer in chart.to_dict()["spec"]["layer"] if layer["mark"]["type"] == "rule"]
     assert rules and rules[0]["encoding"]["y"]["field"] == "majority"
+
+
+def test_heatmap_legends_say_where_unrelated_layers_sit() -> None:
+    spec = plots.cka_heatmaps(cka_frame(), floor=0.277).to_dict()
+    assert spec["spec"]["encoding"]["color"]["title"] == "CKA (unrelated ≈ 0.28)"
+    assert plots.cka_heatmaps(cka_frame()).to_dict()["spec"]["encoding"]["color"]["title"] == "CKA"

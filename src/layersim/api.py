@@ -107,14 +107,18 @@ def _name(model: Any) -> str:
 def _load(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     """A model object and its tokenizer from a name, directory or object."""
     if isinstance(model, str):
-        from transformers import AutoModel
+        from transformers import AutoModel, AutoTokenizer
 
-        from layersim import finetune, presets
+        from layersim import presets
 
         source = presets.resolve_model(model)
         network = AutoModel.from_config(source) if not isinstance(source, str) else None
         network = network or AutoModel.from_pretrained(source)
-        return network, tokenizer or finetune.load_tokenizer(model)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(presets.resolve_tokenizer(model))
+            if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+                tokenizer.pad_token = tokenizer.eos_token  # decoders such as GPT-2 have none
+        return network, tokenizer
     if not isinstance(model, torch.nn.Module):
         raise ValueError(
             f"model must be a model name (e.g. 'minilm-l6'), a directory or a transformers model; "

@@ -30,6 +30,7 @@ __all__ = [
     "setup",
     "source_url",
     "table",
+    "unrelated_floor",
 ]
 
 COLAB = "https://colab.research.google.com/github"
@@ -114,6 +115,19 @@ def load_presets(table: str, presets: tuple[str, ...] = ("demo", "models")) -> p
             f"`python -m layersim run --preset {presets[-1]}` first"
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def unrelated_floor(cka: pd.DataFrame) -> float | None:
+    """The biased estimator's value for unrelated representations of the one model of a ``cka``
+    table at its number of inputs (:func:`layersim.cka.unrelated_floor`); None for several
+    models or an unknown width."""
+    from layersim import presets
+    from layersim.cka import unrelated_floor as floor
+
+    models = list(dict.fromkeys(cka["model"]))
+    if len(models) != 1 or models[0] not in presets.MODEL_WIDTHS:
+        return None
+    return floor(int(cka["n"].max()), presets.MODEL_WIDTHS[models[0]])
 
 
 def setup() -> None:

@@ -74,9 +74,12 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise ValueError(f"{what}: the frame is empty; are there finished runs in results/?")
 
 
-def _cka_color() -> alt.Color:
-    """CKA on a fixed 0-1 scale, so that panels and charts compare."""
-    return alt.Color("cka:Q", title="CKA", scale=alt.Scale(domain=[0, 1], scheme="viridis"))
+def _cka_color(floor: float | None = None) -> alt.Color:
+    """CKA on a fixed 0-1 scale, so that panels and charts compare; with `floor` (the biased
+    estimator's value for unrelated representations, :func:`layersim.cka.unrelated_floor`) the
+    legend says where "unrelated" sits."""
+    title = "CKA" if floor is None else f"CKA (unrelated ≈ {floor:.2f})"
+    return alt.Color("cka:Q", title=title, scale=alt.Scale(domain=[0, 1], scheme="viridis"))
 
 
 def _seeds(values: pd.Series) -> str:
@@ -121,6 +124,7 @@ def cka_heatmaps(
     row: str = "task",
     column: str = "kind",
     cell_size: int = 16,
+    floor: float | None = None,
 ) -> alt.FacetChart:
     """A grid of layer × layer CKA heatmaps, averaged over seeds.
 
@@ -136,6 +140,8 @@ def cka_heatmaps(
         Columns of the table that lay out the grid (``task``, ``model``, ``kind``).
     cell_size
         Pixels per layer.
+    floor
+        The biased estimator's value for unrelated representations, named in the legend.
 
     Returns
     -------
@@ -170,7 +176,7 @@ def cka_heatmaps(
         .encode(
             x=alt.X("layer_b:O", title="layer", sort=layers),
             y=alt.Y("layer_a:O", title="layer", sort=list(reversed(layers))),
-            color=_cka_color(),
+            color=_cka_color(floor),
             tooltip=[
                 alt.Tooltip("model:N"),
                 alt.Tooltip("task:N"),
@@ -372,7 +378,12 @@ def curve(xs: Sequence[float], ys: Sequence[float], *, x: str, y: str) -> alt.Ch
 
 
 def headline(
-    cka: pd.DataFrame, *, task: str, tasks: Sequence[str] | None = None, size: int = 200
+    cka: pd.DataFrame,
+    *,
+    task: str,
+    tasks: Sequence[str] | None = None,
+    size: int = 200,
+    floor: float | None = None,
 ) -> alt.HConcatChart:
     """The landing page's figure: the pretrained and the fine-tuned CKA matrix of one task side by
     side (biased CKA, mean over seeds), and the same-layer CKA between the two models for every
@@ -394,7 +405,7 @@ def headline(
             .encode(
                 x=alt.X("layer_b:O", title="layer", sort=layers, axis=alt.Axis(labelAngle=0)),
                 y=alt.Y("layer_a:O", title="layer", sort=list(reversed(layers))),
-                color=_cka_color(),
+                color=_cka_color(floor),
                 tooltip=[
                     alt.Tooltip("layer_a:O", title="layer (row)"),
                     alt.Tooltip("layer_b:O", title="layer (column)"),

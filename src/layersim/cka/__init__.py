@@ -22,6 +22,7 @@ raises :class:`ValueError` saying what is wrong and where, never a silent NaN.
 """
 
 from .checks import Layers
+from .floor import unrelated_floor
 from .oneshot import cka_matrix, linear_cka, rbf_cka
 from .resample import ResampledCKA
 from .streaming import CKAAccumulator, MinibatchCKA
@@ -33,6 +34,7 @@ __all__ = [
     "ResampledCKA",
     "cka_matrix",
     "linear_cka",
+    "unrelated_floor",
     "rbf_cka",
 ]
 
