@@ -573,7 +573,11 @@ def test_errors_wrong_ndim_type_and_dtype() -> None:
     with pytest.raises(ValueError, match=r"floating-point"):
         cka_matrix([torch.ones(10, 3, dtype=torch.int64)])
     with pytest.raises(ValueError, match=r"xs\[0\] must be a torch.Tensor"):
-        cka_matrix([np.ones((10, 3))])
+        cka_matrix([[[1.0, 2.0], [3.0, 4.0]]])  # nested lists: not features
+    # NumPy arrays are taken as they are, one (L, n, d) array or a list of (n, d) ones
+    features = np.random.default_rng(0).normal(size=(2, 10, 3))
+    torch.testing.assert_close(cka_matrix(features), cka_matrix(torch.from_numpy(features)))
+    torch.testing.assert_close(cka_matrix(list(features)), cka_matrix(torch.from_numpy(features)))
 
 
 def test_errors_unknown_options() -> None:

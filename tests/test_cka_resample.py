@@ -101,3 +101,20 @@ def test_the_unrelated_floor_is_what_independent_features_give() -> None:
         assert abs(np.mean(values) - unrelated_floor(n, width)) < 0.01
     with pytest.raises(ValueError, match="positive integers"):
         unrelated_floor(0, 10)
+
+
+@pytest.mark.parametrize("scale", [20.0, 1e2, 1e3, 1e4])
+def test_exact_debiased_cka_meets_its_bound_with_a_few_huge_rows(scale: float) -> None:
+    # a few inputs with activations far larger than the rest: the debiased numerator cancels
+    # large terms there, which float32 products alone got wrong by up to 6e-6
+    worst = 0.0
+    for seed in range(3):
+        generator = torch.Generator().manual_seed(seed)
+        base = torch.randn(400, 16, generator=generator)
+        xs = torch.stack([base @ torch.randn(16, 48, generator=generator)
+                          + torch.randn(400, 48, generator=generator) for _ in range(3)])  # fmt: skip
+        xs[:, :3] *= scale
+        want = reference_cka_matrix(list(xs.double()), list(xs.double()), debiased=True)
+        got = cka_matrix(xs.float(), debiased=True)
+        worst = max(worst, float((got - want.to(torch.float64)).abs().max()))
+    assert worst <= 1e-6

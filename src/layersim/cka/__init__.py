@@ -17,7 +17,9 @@ possibly negative (never clamped), needing ``n >= 4``.
 Results are float64, computed under ``torch.no_grad()``, on the input's device; bad input
 raises :class:`ValueError` saying what is wrong and where, never a silent NaN.
 ``precision="exact"`` (default) is within ``1e-6`` of float64 for any input dtype
-(:mod:`layersim.cka.numerics`); the linear kernel never holds ``L`` Gram matrices
+(:mod:`layersim.cka.numerics`; the debiased estimator of inputs where a few rows dominate, whose
+numerator cancels large terms, is then computed in float64 throughout: float32 products missed
+the bound by up to 6e-6 there); the linear kernel never holds ``L`` Gram matrices
 (:mod:`layersim.cka.linear`).
 """
 

@@ -15,6 +15,17 @@ def unrelated_floor(n: int, width: int) -> float:
     """Biased linear CKA of two independent isotropic representations of `width` dimensions on
     `n` inputs, to leading order: ``width / (n + width)``.
 
+    Parameters
+    ----------
+    n : int
+        The number of inputs compared.
+    width : int
+        The representations' dimension (a model's hidden size).
+
+    Returns
+    -------
+    float
+
     Raises
     ------
     ValueError

@@ -82,6 +82,21 @@ def product_dtype(layers: Sequence[Tensor], precision: str) -> torch.dtype:
     return F32
 
 
+#: A row whose squared norm is this many times the median one "dominates" (norm ratio 10).
+DOMINANT_ROW = 1e2
+
+
+def dominated_by_few_rows(layers: Sequence[Tensor]) -> bool:
+    """Whether some row of some layer has a squared norm over :data:`DOMINANT_ROW` times the
+    layer's median (outlier inputs, e.g. a few far larger activations)."""
+    for x in layers:
+        norms = (x.to(F64) - x.to(F64).mean(0)).pow(2).sum(1)
+        median = float(norms.median())
+        if median > 0 and float(norms.max()) > DOMINANT_ROW * median:
+            return True
+    return False
+
+
 def pow2_scale(amax: float) -> float:
     """A power of two s that brings amax into [1, 2) when amax is outside [2⁻⁴⁰, 2⁴⁰], else 1.
 
