@@ -18,7 +18,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[book,dev,offline]"
+	$(BIN)/python -m pip install --quiet -e ".[pipeline,book,dev,offline]"
 	@touch $@
 
 ## reproduce: the main job: run the default (demo) preset, resuming and skipping runs whose

@@ -52,7 +52,7 @@ def _environment_names() -> tuple[set[str], set[str], list[str]]:
 
 
 def test_extras_exist() -> None:
-    assert set(_pyproject_requirements()) >= {"runtime", "book", "dev", "offline"}
+    assert set(_pyproject_requirements()) >= {"runtime", "pipeline", "book", "dev", "offline"}
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_environment_installs_this_project_with_all_extras() -> None:
     editable = [p for p in pip if p.startswith("-e")]
     assert editable, "environment.yml's pip section must install this repository (-e .[...])"
     extras = set(re.search(r"\[(.*)\]", editable[0]).group(1).split(","))
-    assert extras >= {"book", "dev", "offline"}
+    assert extras >= {"pipeline", "book", "dev", "offline"}
 
 
 def test_python_version_is_supported() -> None:

@@ -78,8 +78,13 @@ class LayerCKA:
 
     def plot(self, *, size: int = 260) -> Any:
         """The matrix as an altair heatmap (layer 1 at the bottom left)."""
-        from layersim import plots
-
+        try:
+            from layersim import plots
+        except ImportError as error:
+            raise ImportError(
+                f"plot() draws with altair, which is not installed ({error}): pip install altair, "
+                "or install layersim with its pipeline extra"
+            ) from None
         if self.layers != self.other_layers:
             raise ValueError("plot() draws a model against itself; use to_frame() for two models")
         title = self.model if self.model == self.other else f"{self.model} × {self.other}"
