@@ -111,8 +111,12 @@ def test_exact_debiased_cka_meets_its_bound_with_a_few_huge_rows(scale: float) -
     for seed in range(3):
         generator = torch.Generator().manual_seed(seed)
         base = torch.randn(400, 16, generator=generator)
-        xs = torch.stack([base @ torch.randn(16, 48, generator=generator)
-                          + torch.randn(400, 48, generator=generator) for _ in range(3)])  # fmt: skip
+        layers = [
+            base @ torch.randn(16, 48, generator=generator)
+            + torch.randn(400, 48, generator=generator)
+            for _ in range(3)
+        ]
+        xs = torch.stack(layers)
         xs[:, :3] *= scale
         want = reference_cka_matrix(list(xs.double()), list(xs.double()), debiased=True)
         got = cka_matrix(xs.float(), debiased=True)
