@@ -41,17 +41,8 @@ import sys
 
 if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is None:
     repository = os.environ.get("LAYERSIM_REPOSITORY", "https://github.com/layersim/layersim")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            f"layersim[pipeline,offline] @ git+{repository}",
-        ],  # fmt: skip
-        check=True,
-    )
+    package = f"layersim[pipeline,offline] @ git+{repository}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
 preset = "demo"
