@@ -37,7 +37,7 @@ if "google.colab" in sys.modules and importlib.util.find_spec("layersim") is Non
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
 
 # %% tags=["parameters"]
-preset = "demo"  # tiny | demo | paper | paper-large
+preset = "demo"  # tiny | demo | synthetic | models | paper | paper-large
 model = "minilm-l6"  # a preset model name, a Hugging Face Hub id or a local directory
 task = "synth_sentiment"
 seed = 0
