@@ -88,6 +88,10 @@ def _seeds(values: pd.Series) -> str:
 
 #: How the tables' internal names read in legends and headers.
 CONDITION_TITLES = {"unchanged": "unchanged head (the paper's)", "refit": "re-fitted linear head"}
+POOLING_TITLES = {"cls": "first token (the paper's)", "first": "first token (the paper's)",
+                  "last": "last token (decoder's own)", "mean": "mean of tokens",
+                  "tokens": "one random token"}  # fmt: skip
+ESTIMATOR_TITLES = {"biased": "biased (the paper's)", "debiased": "debiased"}
 
 
 def _panel(frame: pd.DataFrame) -> pd.Series:
@@ -778,8 +782,8 @@ def robustness_curves(
     Returns
     -------
     altair.FacetChart
-        Colour: pooling; dash and shape: estimator. Mean over seeds as a line, each seed as a
-        point with its interval as a bar.
+        Colour: pooling; dash: estimator (both in words). Mean over seeds as a line, each seed
+        as a point with its interval as a bar.
     """
     _require(verdicts, [*_RUN, "seed", "inputs", "pooling", "estimator", "n", "excess", "lower",
                         "upper", "boundary"], "robustness_curves")  # fmt: skip
@@ -787,6 +791,8 @@ def robustness_curves(
         raise ValueError(f"x must be 'n' or 'inputs'; got {x!r}")
     frame = verdicts.copy()
     frame["panel"] = frame["model"] + " · " + frame["task"]
+    frame["pooling"] = frame["pooling"].map(POOLING_TITLES).fillna(frame["pooling"])
+    frame["estimator"] = frame["estimator"].map(ESTIMATOR_TITLES).fillna(frame["estimator"])
     frame["choice"] = frame["pooling"] + " · " + frame["estimator"]
     frame["seed"] = frame["seed"].astype(str)
     axis = (
@@ -805,7 +811,7 @@ def robustness_curves(
         tooltip=[*tooltip, alt.Tooltip("mean(excess):Q", title="mean", format=".4f")],
     )  # fmt: skip
     points = alt.Chart().mark_point(opacity=0.5).encode(
-        x=axis, y="excess:Q", color=color, shape=alt.Shape("estimator:N"),
+        x=axis, y="excess:Q", color=color,  # the estimator is the line's dash: one legend
         tooltip=[*tooltip, alt.Tooltip("seed:N"), alt.Tooltip("excess:Q", format=".4f"),
                  alt.Tooltip("lower:Q", format=".4f"), alt.Tooltip("upper:Q", format=".4f"),
                  alt.Tooltip("boundary:Q", title="boundary")],
