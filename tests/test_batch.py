@@ -14,6 +14,8 @@ from pathlib import Path
 import jupytext
 import pandas as pd
 import pytest
+import safetensors.torch
+import torch
 
 from layersim import batch, presets, results
 
@@ -140,9 +142,14 @@ def test_second_run_is_a_no_op(finished) -> None:
 
 def test_a_failing_run_fails_alone_and_is_reported(finished, tmp_path) -> None:
     results_dir, work_dir, _ = finished
-    broken = tmp_path / "broken-model"  # a directory passes the up-front checks, then fails
+    # A complete directory passes the up-front checks; its weights do not fit its config, which
+    # only loading the model finds out.
+    broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": -1}')
+    (broken / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n")
+    weights = {"embeddings.word_embeddings.weight": torch.zeros(6, 4)}
+    safetensors.torch.save_file(weights, broken / "model.safetensors")
     models = ["tiny-bert", str(broken)]
     name = presets.model_key(str(broken))
     proc = _cli("run", "--preset", "tiny", "--models", *models, "--tasks", TASK,
