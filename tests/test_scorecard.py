@@ -69,3 +69,14 @@ def test_verdict_classes() -> None:
         assert scorecard.verdict_class(verdict) == kind
     assert set(scorecard.SHORT) == set(claims.CLAIM_IDS) | {f"E{i}" for i in range(1, 6)}
     assert not any(math.isnan(len(text)) for text in scorecard.SHORT.values())
+
+
+def test_model_rows_decide_each_model_on_its_own_runs() -> None:
+    # Model a: blocks in all 12 runs; model b: in none. Pooled, 12 of 24 straddles 0.5.
+    main = _preset([("a", f"t{i}", 0, 0.2, FULL_DROP_ONE, 5) for i in range(12)]
+                   + [("b", f"t{i}", 0, 0.0, NO_DROP, 5) for i in range(12)])  # fmt: skip
+    rows = scorecard.model_rows(main).set_index("claim")
+    assert rows.loc["a · C1", "verdict"] == claims.REPRODUCED
+    assert rows.loc["b · C1", "verdict"] == claims.NOT_REPRODUCED
+    assert rows.loc[f"{claims.ALL_MODELS} · C1", "estimate"] == 0.5
+    assert {label.split(" · ")[1] for label in rows.index} == {"C1", "C2", "C3", "C5", "C6"}

@@ -21,12 +21,12 @@ from layersim.plots import _vega_lite_version, write_javascript_bundle
 BUNDLE = "vega-bundle.js"
 STYLE = "layersim.css"
 # Charts shrink to the page's column (their SVG keeps its proportions) instead of being cut off;
-# wide tables scroll sideways inside their own box. Verdicts are coloured by their class
+# wide tables scroll sideways inside their own box; long API names wrap on a phone. Verdicts are coloured by their class
 # (layersim.scorecard.verdict_class): reproduced / yes, not reproduced / no, undetermined, none.
 CSS = """
 div.layersim-chart { max-width: 100%; overflow-x: auto; }
 div.layersim-chart svg { max-width: 100%; height: auto; }
-div.cell_output table, table.layersim-scorecard, table.layersim-questions,
+div.cell_output table, table.docutils, table.layersim-scorecard, table.layersim-questions,
 table.layersim-verdicts, table.layersim-scorecard-models {
   display: block; max-width: 100%; overflow-x: auto; }
 table.layersim-scorecard td, table.layersim-questions td, table.layersim-verdicts td,
@@ -39,6 +39,10 @@ table.layersim-scorecard-models td { vertical-align: top; padding: 0.3em 0.6em; 
 .layersim-verdict-none { background: #e5e7eb; color: #374151; }
 table.layersim-scorecard details summary, table.layersim-questions details summary,
 table.layersim-scorecard-models details summary { cursor: pointer; color: #2563eb; }
+dl.py dt.sig, dl.field-list > dd { overflow-wrap: anywhere; min-width: 0; }
+@media (max-width: 600px) {
+  .bd-article code.literal, .bd-article span.pre, dl.py dt.sig span.pre {
+    white-space: normal; overflow-wrap: anywhere; } }
 """
 
 

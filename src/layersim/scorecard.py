@@ -21,6 +21,7 @@ __all__ = [
     "SHORT",
     "claim_rows",
     "html_table",
+    "model_rows",
     "question_rows",
     "verdict_class",
 ]
@@ -64,6 +65,19 @@ def _claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     learned = claims.learned_table(tables["metrics"], tables["baselines"])
     return claims.scorecard(tables["blocks"], tables["truncation"], learned=learned,
                             robustness=tables.get("robustness"))  # fmt: skip
+
+
+def model_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """C1, C2, C3, C5 and C6 per model, then for all models together
+    (:func:`layersim.claims.scorecard_by_model`), each row's ``claim`` labelled "model · claim"
+    for :func:`html_table` (``kind="scorecard-models"``).
+
+    `tables` maps ``blocks``, ``truncation``, ``metrics`` and ``baselines`` to the tables of every
+    preset that ran the models (:func:`layersim.book.load_presets`).
+    """
+    learned = claims.learned_table(tables["metrics"], tables["baselines"])
+    card = claims.scorecard_by_model(tables["blocks"], tables["truncation"], learned=learned)
+    return card.assign(claim=card["model"] + " · " + card["claim"])
 
 
 def question_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
