@@ -21,8 +21,9 @@ from layersim.plots import _vega_lite_version, write_javascript_bundle
 BUNDLE = "vega-bundle.js"
 STYLE = "layersim.css"
 # Charts shrink to the page's column (their SVG keeps its proportions) instead of being cut off;
-# wide tables scroll sideways inside their own box; long API names wrap on a phone. Verdicts are coloured by their class
-# (layersim.scorecard.verdict_class): reproduced / yes, not reproduced / no, undetermined, none.
+# wide tables scroll sideways inside their own box; long API names wrap on a phone. Verdicts are
+# coloured by their class (layersim.scorecard.verdict_class): reproduced / yes, not reproduced /
+# no, undetermined, none.
 CSS = """
 div.layersim-chart { max-width: 100%; overflow-x: auto; }
 div.layersim-chart svg { max-width: 100%; height: auto; }
