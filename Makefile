@@ -51,6 +51,7 @@ browser-test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports  # the layers of .importlinter: each package imports only those below it
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -1,10 +1,11 @@
-"""Fine-tuning benchmarks: layersim.finetune's Trainer set-up against transformers' defaults.
+"""Fine-tuning benchmarks: layersim.pipeline.finetune's Trainer set-up against transformers'
+defaults.
 
 Two measurements (both print what machine they ran on):
 
 ``throughput`` (default)
-    Training samples per second of the set-up used by :func:`layersim.finetune.finetune` (dynamic
-    padding, length-grouped batches; on a GPU also bf16 autocast and fused AdamW) against
+    Training samples per second of the set-up used by :func:`layersim.pipeline.finetune.finetune`
+    (dynamic padding, length-grouped batches; on a GPU also bf16 autocast and fused AdamW) against
     ``transformers.Trainer`` with default ``TrainingArguments`` (fp32, random batches, every
     example padded to ``max_length``), same model shape, same data, same number of steps. The
     data are synthetic sentences whose token lengths follow a GLUE-like skew (most short, a long
@@ -79,7 +80,7 @@ def _default_shape(device: str):
     """(config, description): on a GPU the roberta-base shape, on a CPU a small 4 x 128 one."""
     from transformers import RobertaConfig
 
-    from layersim.presets import _tiny_config
+    from layersim.pipeline.presets import tiny_model_config
 
     if device == "cuda":
         config = RobertaConfig(
@@ -87,7 +88,7 @@ def _default_shape(device: str):
             intermediate_size=3072, max_position_embeddings=514, type_vocab_size=2, pad_token_id=0,
         )  # fmt: skip
         return config, "roberta-base shape (12 x 768), random weights"
-    config = _tiny_config("tiny-roberta")
+    config = tiny_model_config("tiny-roberta")
     config.hidden_size, config.intermediate_size, config.num_attention_heads = 128, 512, 4
     return config, "small roberta shape (4 x 128), random weights"
 
@@ -129,7 +130,8 @@ def throughput(
     max_length: int = 128,
     warmup_steps: int = 10,
 ) -> dict:
-    """Train the Trainer-defaults set-up and layersim.finetune's on the same synthetic data.
+    """Train the Trainer-defaults set-up and layersim.pipeline.finetune's on the same synthetic
+    data.
 
     Returns the machine, the data's token lengths and one row per set-up (samples per second
     over the whole train() call, the same after `warmup_steps` steps, final loss, seconds).
@@ -148,7 +150,7 @@ def throughput(
     if config is None:
         config, shape = _default_shape(device)
     if tokenizer is None:
-        from layersim.finetune import load_tokenizer
+        from layersim.pipeline.finetune import load_tokenizer
 
         tokenizer = load_tokenizer("tiny-bert")  # MiniLM's WordPiece tokenizer, vocab 30,522
     config.num_labels = 2
@@ -208,7 +210,7 @@ def throughput(
         "Trainer defaults (fp32, pad to 128, random batches)", padded, default_data_collator
     )
     ours = run(
-        "layersim.finetune set-up (dynamic padding, length groups"
+        "layersim.pipeline.finetune set-up (dynamic padding, length groups"
         + (", bf16, fused AdamW)" if cuda else ")"),
         dynamic,
         DataCollatorWithPadding(tokenizer),
@@ -288,8 +290,8 @@ def _difficulty(task_names: list[str], train_examples: int, finetuned: bool = Tr
     from sklearn.preprocessing import StandardScaler
     from transformers import AutoModel
 
-    from layersim.finetune import finetune, load_tokenizer
-    from layersim.presets import resolve_model
+    from layersim.pipeline.finetune import finetune, load_tokenizer
+    from layersim.pipeline.presets import resolve_model
     from layersim.tasks import collator, encode, load
 
     tokenizer = load_tokenizer("minilm-l6")

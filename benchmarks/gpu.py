@@ -3,7 +3,10 @@
 Device run: one call of the device tool's ``run`` with ``carry: [".whl"]`` and
 ``timeout_s: 540`` (the script stops itself after 450 s; the whole call stays under 8 minutes)::
 
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; set -o pipefail; PYTHONUNBUFFERED=1 timeout 480 python3 benchmarks/gpu.py --out benchmarks/results --out $OUT 2>&1 | tee $OUT/gpu_log.txt
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target
+    /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site || exit; set -o pipefail; PYTHONUNBUFFERED=1
+    timeout 480 python3 benchmarks/gpu.py --out benchmarks/results --out $OUT 2>&1 | tee
+    $OUT/gpu_log.txt
 
 It writes ``gpu_<device>.txt`` (e.g. ``gpu_h200.txt``) into ``$OUT`` and the copy's
 ``benchmarks/results/``; copy the returned file into ``benchmarks/results/`` here and commit it.
@@ -34,7 +37,7 @@ results file is rewritten atomically after every line, so a timeout leaves what 
 2. exact streaming of 256,000 rows (13 × 768) through ``CKAAccumulator``: time, state memory;
 3. ``stream_cka`` over a plain forward pass with all hidden states (roberta-base shape, random
    weights, 40 batches of 64 × 128 tokens);
-4. fine-tuning throughput, roberta-base shape: ``layersim.finetune``'s set-up against
+4. fine-tuning throughput, roberta-base shape: ``layersim.pipeline.finetune``'s set-up against
    ``Trainer`` defaults, and the ``paper`` grid's hours on this card;
 5. the ``demo`` preset's steps for one task: each step's notebook (``notebooks/*.py``)
    executed cell by cell in this process with papermill-style injected parameters, since the
@@ -85,7 +88,8 @@ import cka_bench  # noqa: E402  (the benchmarks folder is on sys.path only from 
 
 CARRY = REPO / ".whl"
 MINILM_CARRIED = CARRY / "minilm-l6"
-# Prepared splits of real-text tasks (layersim.data's cache layout), for the offline device.
+# Prepared splits of real-text tasks (layersim.tasks.real_text's cache layout), for the offline
+# device.
 DATA_CARRIED = CARRY / "layersim-data"
 # What the device lacks, for its Python 3.12; all pure Python (checked when they were chosen).
 CARRY_WHEELS = ("pytorch-cka==1.1.3", "datasets==5.2.0", "dill==0.4.1", "multiprocess==0.70.19")
@@ -711,7 +715,7 @@ def _tiny_roberta():
 def section_overhead(ctx: Context) -> None:
     import reps_bench
 
-    from layersim.reps import stream_cka
+    from layersim.models.reps import stream_cka
 
     sizes = ctx.sizes
     config = _tiny_roberta() if sizes.reps_tiny_model else None
@@ -853,7 +857,7 @@ def notebook_cells(path: Path) -> list[Cell]:
 
 def notebook_parameters(cells: list[Cell]) -> set[str]:
     """Names the cell tagged 'parameters' assigns: what papermill (and run_notebook) can set."""
-    from layersim.batch import assigned_names
+    from layersim.pipeline.batch import assigned_names
 
     for cell in cells:
         if "parameters" in cell.tags:
@@ -930,16 +934,17 @@ def stand_in_minilm(files: Path, root: Path, shrink: dict) -> Iterator[None]:
 def _real_data_ready(task: str) -> bool:
     """Whether a real-text task's splits are prepared (never fetches: the device is offline)."""
     try:
-        from layersim import data
+        from layersim.tasks import real_text
 
-        return data.status().get(task) is not None
+        return real_text.status().get(task) is not None
     except Exception:  # noqa: BLE001 - no data module, or an unreadable cache: not ready
         return False
 
 
 def demo_task(requested: str | None) -> tuple[str, str]:
     """(task, note): the one asked for, else the demo preset's first task whose data are here."""
-    from layersim import presets, tasks
+    from layersim import tasks
+    from layersim.pipeline import presets
 
     spec = presets.get_preset("demo")
     if requested:
@@ -961,7 +966,7 @@ def demo_task(requested: str | None) -> tuple[str, str]:
 def section_demo(ctx: Context) -> None:
     require("datasets", "scipy", "scikit-learn", "accelerate", "pandas")
     _minilm_tokenizer(ctx)  # skips when the tokenizer files are missing
-    from layersim import presets
+    from layersim.pipeline import presets
 
     spec = presets.get_preset("demo")
     if spec.models[0] != presets.MINILM_NAME:
@@ -1014,7 +1019,7 @@ SECTIONS: dict[int, tuple[str, Callable[[Context], None]]] = {
     2: ("Exact streaming CKA through CKAAccumulator", section_stream),
     3: ("stream_cka overhead over a plain forward pass", section_overhead),
     4: (
-        "Fine-tuning throughput: layersim.finetune set-up against Trainer defaults",
+        "Fine-tuning throughput: layersim.pipeline.finetune set-up against Trainer defaults",
         section_finetune,
     ),
     5: ("The demo preset's steps for one task", section_demo),
@@ -1038,9 +1043,10 @@ def find_minilm(override: str | None) -> Path | None:
 def _carry_demo_data() -> None:
     """Copy the prepared splits of the demo preset's real-text tasks, as far as they are here
     (`python -m layersim data fetch TASK` prepares them; the first one is enough)."""
-    from layersim import data, presets
+    from layersim.pipeline import presets
+    from layersim.tasks import real_text
 
-    source_root = data.tasks_dir()
+    source_root = real_text.tasks_dir()
     for task in presets.get_preset("demo").tasks:
         if (source_root / task / "info.json").is_file():
             shutil.copytree(source_root / task, DATA_CARRIED / "tasks" / task, dirs_exist_ok=True)

@@ -1,8 +1,8 @@
 """What computing CKA on the fly costs over a plain forward pass.
 
 Times, in one process on the same batches: (1) the model's forward pass with
-``output_hidden_states=True`` and nothing else, and (2) ``layersim.reps.stream_cka`` for several
-poolings and estimators, which runs the same forward pass and feeds every batch into the CKA
+``output_hidden_states=True`` and nothing else, and (2) ``layersim.models.reps.stream_cka`` for
+several poolings and estimators, which runs the same forward pass and feeds every batch into the CKA
 accumulators. Prints samples per second and the overhead of (2) over (1).
 
     python benchmarks/reps_bench.py                      # CPU: the offline MiniLM
@@ -22,7 +22,7 @@ from importlib.resources import files
 import torch
 from transformers import AutoModel, PretrainedConfig, RobertaConfig
 
-from layersim.reps import stream_cka
+from layersim.models.reps import stream_cka
 
 
 def _model(device: str, config: PretrainedConfig | None = None) -> tuple[torch.nn.Module, str]:

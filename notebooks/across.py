@@ -19,9 +19,9 @@
 # The paper compares models fine-tuned on different tasks in its appendix (E5 of the design):
 # which layers agree across seeds and tasks, and from which depth do they part? Every fine-tuned
 # model of one (preset, model) grid, and the pretrained model each seed started from, reads the
-# same inputs: an equal share of every task's validation inputs (`layersim.across`). CKA between
-# layer i of one model and layer j of another gives a rectangular matrix per pair: two seeds of a
-# task, two tasks at a seed, and the pretrained model against each fine-tuned one. The batch
+# same inputs: an equal share of every task's validation inputs (`layersim.analysis.across`). CKA
+# between layer i of one model and layer j of another gives a rectangular matrix per pair: two seeds
+# of a task, two tasks at a seed, and the pretrained model against each fine-tuned one. The batch
 # runner (`python -m layersim run`) runs this notebook after the runs, over the grid's complete
 # runs (again when more of them are done).
 
@@ -48,14 +48,14 @@ shared_per_task = 100  # validation examples of each task in the shared inputs
 batch_size = 64
 
 # %%
-import time
+from layersim.analysis import across
+from layersim.pipeline import batch, steps
+from layersim.pipeline.step_run import run_grid_step
+from layersim.pipeline.steps import across_inputs
 
-from layersim import across, batch, devices, presets, results, steps
-
-chosen_device = devices.select_device(device)
+run = run_grid_step(preset, model, device=device)
 runs = batch.complete_grid_runs(results_dir, preset, model)
-start = time.perf_counter()
-print(f"{len(runs)} runs: {', '.join(across.run_label(key.task, key.seed) for key in runs)}")
+print(f"{len(runs)} runs: {', '.join(across_inputs.run_label(key.task, key.seed) for key in runs)}")
 
 # %% [markdown]
 # The rectangular CKA matrices of every pair (first-token pooling, the paper's, or a decoder's
@@ -64,7 +64,7 @@ print(f"{len(runs)} runs: {', '.join(across.run_label(key.task, key.seed) for ke
 # %%
 table = steps.across_table(
     preset, model, runs, work_dir=work_dir, per_task=shared_per_task, batch_size=batch_size,
-    device=chosen_device, progress=True,
+    device=run.device, progress=True,
 )  # fmt: skip
 n = int(table["n"].iloc[0])
 print(f"{n} shared inputs, {table[['run_a', 'run_b']].drop_duplicates().shape[0]} pairs")
@@ -78,14 +78,9 @@ across.agreement_table(across.diagonal(table)).pivot(
 ).round(3)
 
 # %%
-seconds = time.perf_counter() - start
-provenance = results.collect_provenance(
+run.write(
+    results_dir,
+    {"across": table},
     {"shared_per_task": shared_per_task, "batch_size": batch_size, "n": n,
-     "runs": [across.run_label(key.task, key.seed) for key in runs]},
-    devices.describe_device(chosen_device),
-    seconds,
+     "runs": [across_inputs.run_label(key.task, key.seed) for key in runs]},
 )  # fmt: skip
-results.write_grid_table(
-    results_dir, preset, presets.model_key(model), "across", table, provenance=provenance
-)
-print(f"wrote {len(table)} rows in {seconds:.0f} s")

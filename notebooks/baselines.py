@@ -19,9 +19,9 @@
 # A fine-tuned model has learned a task only if it beats what needs no fine-tuning: always
 # answering the most frequent training class, and a linear head fitted on the frozen pretrained
 # model's features (what its task head reads, and the mean of its last layer over tokens), on the
-# same training subset and the same validation examples as fine-tuning. `layersim.probe` fits the
-# heads: logistic regression for classes, ridge regression for a score, a shared linear scorer for
-# multiple choice.
+# same training subset and the same validation examples as fine-tuning. `layersim.models.probe` fits
+# the heads: logistic regression for classes, ridge regression for a score, a shared linear scorer
+# for multiple choice.
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
@@ -49,27 +49,23 @@ train_limit = None  # training examples the probes learn from (None: the preset'
 eval_limit = None  # validation examples scored (None: the preset's)
 
 # %%
-import time
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.step_run import run_step
 
-from layersim import devices, finetune, presets, results, steps, tasks
-
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-start = time.perf_counter()
+run = run_step(preset, model, task, seed, device=device)
 
 # %% [markdown]
 # The pretrained model (a new task head; the probes replace its last linear layer), and the
 # baselines' validation metrics:
 
 # %%
-pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
+pretrained = finetune.load_model(model, task, seed=seed).to(run.device)
 tokenizer = finetune.load_tokenizer(model)
-spec = presets.get_preset(preset, task)
-train_limit = train_limit if train_limit is not None else spec.train_limit
-eval_limit = eval_limit if eval_limit is not None else spec.eval_limit
+train_limit = train_limit if train_limit is not None else run.spec.train_limit
+eval_limit = eval_limit if eval_limit is not None else run.spec.eval_limit
 rows = steps.evaluation_rows(task, limit=eval_limit)
 record = steps.validation_record(
-    key,
+    run.key,
     "pretrained",
     pretrained,
     tokenizer,
@@ -79,24 +75,16 @@ record = steps.validation_record(
     weights=model,
     preset=preset,
     batch_size=batch_size,
-)  # the run's shared pass (layersim.passes): computed by the similarity step
+)  # the run's shared pass (layersim.pipeline.passes): computed by the similarity step
 table = steps.baseline_table(
-    key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size, record=record,
+    run.key, pretrained, tokenizer, task, preset=preset, batch_size=batch_size, record=record,
     train_limit=train_limit, eval_limit=eval_limit,
 )  # fmt: skip
 table.pivot(index="baseline", columns="metric", values="value")
 
 # %%
-seconds = time.perf_counter() - start
-results.write_table(
+run.write(
     results_dir,
-    key,
-    "baselines",
-    table,
-    provenance=results.collect_provenance(
-        {"batch_size": batch_size, "train_limit": train_limit, "eval_limit": eval_limit},
-        devices.describe_device(chosen_device),
-        seconds,
-    ),
-)
-print(f"wrote {len(table)} rows in {seconds:.0f} s")
+    {"baselines": table},
+    {"batch_size": batch_size, "train_limit": train_limit, "eval_limit": eval_limit},
+)  # fmt: skip

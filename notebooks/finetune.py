@@ -17,8 +17,8 @@
 # # Step 1: fine-tune one model on one task
 #
 # The first step of a run (preset, model, task, seed): fine-tune the model with
-# `transformers.Trainer` through `layersim.finetune`, with the preset's hyper-parameters unless
-# a parameter below overrides them, and record the validation metric(s) in the results store.
+# `transformers.Trainer` through `layersim.pipeline.finetune`, with the preset's hyper-parameters
+# unless a parameter below overrides them, and record the validation metric(s) in the results store.
 # Run it for one combination by editing the parameters cell, or for a whole grid with
 # `python -m layersim run --preset demo`, which executes this notebook with papermill.
 # A finished fine-tuning run is reused, and an interrupted one resumes from its last checkpoint.
@@ -56,23 +56,25 @@ snapshots = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 
 # %%
 import os
-import time
 
 import pandas as pd
 
-from layersim import data, devices, finetune, presets, results, tasks
+from layersim import tasks
+from layersim.models import devices
+from layersim.pipeline import finetune
+from layersim.pipeline.step_run import run_step
+from layersim.tasks import real_text
 
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-spec = presets.get_preset(preset, task)
-output_dir = key.run_dir(work_dir) / "model"
-print(f"run {key}; preset: {spec.description}; device: {devices.describe_device(chosen_device)}")
+run = run_step(preset, model, task, seed, device=device)
+output_dir = run.key.run_dir(work_dir) / "model"
+print(
+    f"run {run.key}; preset: {run.spec.description}; device: {devices.describe_device(run.device)}"
+)
 
 # %% [markdown]
 # Fine-tune (or reuse a finished run with the same arguments):
 
 # %%
-start = time.perf_counter()
 result = finetune.finetune(
     model,
     task,
@@ -82,12 +84,12 @@ result = finetune.finetune(
     learning_rate=learning_rate,
     batch_size=batch_size,
     max_length=max_length,
-    limit=train_limit if train_limit is not None else spec.train_limit,
-    eval_limit=eval_limit if eval_limit is not None else spec.eval_limit,
+    limit=train_limit if train_limit is not None else run.spec.train_limit,
+    eval_limit=eval_limit if eval_limit is not None else run.spec.eval_limit,
     preset=preset,
     snapshots=tuple(snapshots),
 )
-seconds = time.perf_counter() - start
+seconds = run.seconds
 print(f"{'reused' if result.reused else 'trained'} in {seconds:.0f} s: {result.metrics}")
 
 # %% [markdown]
@@ -95,7 +97,7 @@ print(f"{'reused' if result.reused else 'trained'} in {seconds:.0f} s: {result.m
 
 # %%
 metrics = pd.DataFrame(
-    [{**key.as_dict(), "metric": name, "value": float(v)} for name, v in result.metrics.items()]
+    [{**run.key.as_dict(), "metric": name, "value": float(v)} for name, v in result.metrics.items()]
 )
 parameters = {
     "model_source": os.path.abspath(model) if os.path.isdir(model) else model,
@@ -106,15 +108,7 @@ parameters = {
     "train_examples": result.record["train_examples"],
     "eval_examples": result.record["eval_examples"],
     # the real-text tasks: which package release, sizes and label balance of every split
-    "data": data.status().get(task) if tasks.get_task(task).is_packaged else None,
+    "data": real_text.status().get(task) if tasks.get_task(task).is_packaged else None,
 }  # fmt: skip
-results.write_table(
-    results_dir,
-    key,
-    "metrics",
-    metrics,
-    provenance=results.collect_provenance(
-        parameters, devices.describe_device(chosen_device), seconds
-    ),
-)
+run.write(results_dir, {"metrics": metrics}, parameters)
 metrics

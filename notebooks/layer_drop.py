@@ -19,12 +19,12 @@
 # The paper drops the top layers and keeps the task head as it was. Two questions it leaves open
 # (E1, E2 of the design): is the information still in the remaining layers when the old head fails,
 # and which signal best predicts which layers can go? Here every signal of
-# `layersim.redundancy` (fixed top-k; block influence, Men et al. 2024; angular distance, Gromov et
-# al. 2024; consecutive CKA) names the layers to drop at every budget, and every layer is also
-# dropped alone. Each pruned model is scored with its unchanged head (the paper's condition) and
-# with a linear head re-fitted on its frozen output (`layersim.probe`). The full model runs once
-# with all hidden states kept; a pruned model reuses the hidden state below its lowest dropped
-# layer (`layersim.layer_cache`), so only the layers above it run again.
+# `layersim.stats.redundancy` (fixed top-k; block influence, Men et al. 2024; angular distance,
+# Gromov et al. 2024; consecutive CKA) names the layers to drop at every budget, and every layer is
+# also dropped alone. Each pruned model is scored with its unchanged head (the paper's condition)
+# and with a linear head re-fitted on its frozen output (`layersim.models.probe`). The full model
+# runs once with all hidden states kept; a pruned model reuses the hidden state below its lowest
+# dropped layer (`layersim.models.layer_cache`), so only the layers above it run again.
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
@@ -52,20 +52,19 @@ drop_eval_limit = 150  # validation examples every pruned model is scored on
 batch_size = 64
 
 # %%
-import time
+from layersim import tasks
+from layersim.models import truncate
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.step_run import run_step
 
-from layersim import devices, finetune, presets, results, steps, tasks, truncate
-
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-start = time.perf_counter()
+run = run_step(preset, model, task, seed, device=device)
 
 # %% [markdown]
 # The fine-tuned model of step 1, with its task head:
 
 # %%
-model_dir = key.run_dir(work_dir) / "model"
-head = finetune.load_model(str(model_dir), task, seed=seed).to(chosen_device)
+model_dir = run.key.run_dir(work_dir) / "model"
+head = finetune.load_model(str(model_dir), task, seed=seed).to(run.device)
 tokenizer = finetune.load_tokenizer(str(model_dir))
 print(f"{truncate.num_layers(head)} layers")
 
@@ -75,7 +74,7 @@ print(f"{truncate.num_layers(head)} layers")
 
 # %%
 tables = steps.layer_drop_tables(
-    key, head, tokenizer, task, preset=preset, refit_examples=refit_examples,
+    run.key, head, tokenizer, task, preset=preset, refit_examples=refit_examples,
     eval_limit=drop_eval_limit, batch_size=batch_size, progress=True,
 )  # fmt: skip
 tables["layer_signals"].pivot(index="layer", columns="signal", values="value")
@@ -87,13 +86,9 @@ drops[drops["metric"] == tasks.get_task(task).metric].pivot_table(
 )
 
 # %%
-seconds = time.perf_counter() - start
-provenance = results.collect_provenance(
+run.write(
+    results_dir,
+    tables,
     {"refit_examples": refit_examples, "drop_eval_limit": drop_eval_limit,
      "batch_size": batch_size},
-    devices.describe_device(chosen_device),
-    seconds,
 )  # fmt: skip
-for name, table in tables.items():
-    results.write_table(results_dir, key, name, table, provenance=provenance)
-print(f"wrote {sum(map(len, tables.values()))} rows in {seconds:.0f} s")

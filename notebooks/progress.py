@@ -48,37 +48,30 @@ n_boot = 100  # bootstrap replicates of the block statistics at each snapshot
 batch_size = 64
 
 # %%
-import time
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.step_run import run_step
 
-from layersim import devices, finetune, presets, results, steps, tasks
-
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-start = time.perf_counter()
+run = run_step(preset, model, task, seed, device=device)
 
 # %% [markdown]
 # The snapshots of step 1 (step and total optimizer steps):
 
 # %%
-model_dir = key.run_dir(work_dir) / "model"
+model_dir = run.key.run_dir(work_dir) / "model"
 snapshots = finetune.saved_snapshots(model_dir)
 tokenizer = finetune.load_tokenizer(str(model_dir))
 print(", ".join(f"{step}/{total}" for step, total, _ in snapshots))
 
 # %%
 tables = steps.progress_tables(
-    key, snapshots, tokenizer, task, preset=preset, limit=progress_examples, n_boot=n_boot,
-    batch_size=batch_size, device=chosen_device, progress=True,
+    run.key, snapshots, tokenizer, task, preset=preset, limit=progress_examples, n_boot=n_boot,
+    batch_size=batch_size, device=run.device, progress=True,
 )  # fmt: skip
 tables["progress"].pivot(index="step", columns="statistic", values="value")
 
 # %%
-seconds = time.perf_counter() - start
-provenance = results.collect_provenance(
+run.write(
+    results_dir,
+    tables,
     {"progress_examples": progress_examples, "n_boot": n_boot, "batch_size": batch_size},
-    devices.describe_device(chosen_device),
-    seconds,
-)
-for name, table in tables.items():
-    results.write_table(results_dir, key, name, table, provenance=provenance)
-print(f"wrote {sum(map(len, tables.values()))} rows in {seconds:.0f} s")
+)  # fmt: skip

@@ -19,11 +19,12 @@
 # The paper measures block structure one way: biased linear CKA of the first token's state on the
 # task's validation inputs (for a decoder, the last token's: what its head reads). Here the
 # fine-tuned model of step 1 reads its inputs once with all hidden states kept (the run's shared
-# pass, `layersim.passes`, for its own inputs), and `layersim.robustness` re-reads them under the
-# other reasonable choices: fewer inputs (the first `n` of the same seeded set), the debiased
-# estimator (with a half-sampling interval, as a bootstrap repeats inputs), pooling by the mean over
-# tokens or by one random token per input, and, for the movie-review models, sentences from other
-# domains (tweets, Amazon and New York Times snippets). Each choice gets C1's verdict and boundary.
+# pass, `layersim.pipeline.passes`, for its own inputs), and `layersim.analysis.robustness` re-reads
+# them under the other reasonable choices: fewer inputs (the first `n` of the same seeded set), the
+# debiased estimator (with a half-sampling interval, as a bootstrap repeats inputs), pooling by the
+# mean over tokens or by one random token per input, and, for the movie-review models, sentences
+# from other domains (tweets, Amazon and New York Times snippets). Each choice gets C1's verdict and
+# boundary.
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
@@ -52,30 +53,30 @@ n_boot = 50  # bootstrap (or half-sampling) replicates per choice
 batch_size = 64
 
 # %%
-import time
+from layersim.analysis import robustness
+from layersim.models import truncate
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.step_run import run_step
+from layersim.pipeline.steps import robustness_choices
 
-from layersim import devices, finetune, presets, results, robustness, steps, tasks, truncate
-
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-start = time.perf_counter()
+run = run_step(preset, model, task, seed, device=device)
 
 # %% [markdown]
 # The fine-tuned model of step 1:
 
 # %%
-model_dir = key.run_dir(work_dir) / "model"
-head = finetune.load_model(str(model_dir), task, seed=seed).to(chosen_device)
+model_dir = run.key.run_dir(work_dir) / "model"
+head = finetune.load_model(str(model_dir), task, seed=seed).to(run.device)
 tokenizer = finetune.load_tokenizer(str(model_dir))
 print(f"{truncate.num_layers(head)} layers; other domains: "
-      f"{', '.join(robustness.OTHER_DOMAINS.get(task, ())) or 'none'}")  # fmt: skip
+      f"{', '.join(robustness_choices.OTHER_DOMAINS.get(task, ())) or 'none'}")  # fmt: skip
 
 # %% [markdown]
 # Block excess (with its interval) and boundary under every choice:
 
 # %%
 record = steps.validation_record(
-    key,
+    run.key,
     "finetuned",
     head,
     tokenizer,
@@ -85,9 +86,9 @@ record = steps.validation_record(
     weights=str(model_dir),
     preset=preset,
     batch_size=batch_size,
-)  # the run's shared pass (layersim.passes): computed by the similarity step
+)  # the run's shared pass (layersim.pipeline.passes): computed by the similarity step
 tables = steps.robustness_tables(
-    key, head, tokenizer, task, preset=preset, sizes=sizes, domain_examples=domain_examples,
+    run.key, head, tokenizer, task, preset=preset, sizes=sizes, domain_examples=domain_examples,
     n_boot=n_boot, batch_size=batch_size, progress=True, record=record,
 )  # fmt: skip
 verdicts = robustness.verdict_table(tables["robustness"])
@@ -100,13 +101,9 @@ verdicts.pivot_table(index=["inputs", "n"], columns=["pooling", "estimator"], va
 tables["robustness_metrics"].pivot(index="inputs", columns="metric", values="value")
 
 # %%
-seconds = time.perf_counter() - start
-provenance = results.collect_provenance(
+run.write(
+    results_dir,
+    tables,
     {"sizes": list(sizes), "domain_examples": domain_examples, "n_boot": n_boot,
      "batch_size": batch_size},
-    devices.describe_device(chosen_device),
-    seconds,
 )  # fmt: skip
-for name, table in tables.items():
-    results.write_table(results_dir, key, name, table, provenance=provenance)
-print(f"wrote {sum(map(len, tables.values()))} rows in {seconds:.0f} s")

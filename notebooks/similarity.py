@@ -29,7 +29,7 @@
 # Each with the biased estimator (the paper's) and the debiased one. With first-token pooling the
 # embedding output is the same vector for every input (same token, same position), so its CKA is
 # undefined (0/0) and the matrices start at layer 1. Each self matrix also gets the block
-# statistics of `layersim.blocks` with a bootstrap interval over inputs.
+# statistics of `layersim.stats.blocks` with a bootstrap interval over inputs.
 
 # %% tags=["remove-cell"]
 # In Colab: install layersim from its repository (LAYERSIM_REPOSITORY overrides it, e.g. a fork).
@@ -59,18 +59,16 @@ max_length = None  # None: the preset's
 n_boot = 200  # bootstrap replicates for the block statistics
 
 # %%
-import time
-
 from torch.utils.data import DataLoader
 
-from layersim import devices, families, finetune, presets, reps, results, steps, tasks, truncate
+from layersim import tasks
+from layersim.models import families, reps, truncate
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.step_run import run_step
 
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-spec = presets.get_preset(preset, task)
-examples = examples or spec.similarity_examples
-max_length = max_length or spec.max_length
-start = time.perf_counter()
+run = run_step(preset, model, task, seed, device=device)
+examples = examples or run.spec.similarity_examples
+max_length = max_length or run.spec.max_length
 
 # %% [markdown]
 # The two models: the fine-tuned checkpoint of step 1, and the pretrained model with the same
@@ -80,9 +78,9 @@ start = time.perf_counter()
 
 # %%
 tokenizer = finetune.load_tokenizer(model)
-model_dir = str(key.run_dir(work_dir) / "model")
-finetuned = finetune.load_model(model_dir, task, seed=seed).to(chosen_device)
-pretrained = finetune.load_model(model, task, seed=seed).to(chosen_device)
+model_dir = str(run.key.run_dir(work_dir) / "model")
+finetuned = finetune.load_model(model_dir, task, seed=seed).to(run.device)
+pretrained = finetune.load_model(model, task, seed=seed).to(run.device)
 own = families.natural_pooling(finetuned)
 pooling = pooling or own
 layers = steps.compared_layers(truncate.num_layers(finetuned), pooling)
@@ -90,15 +88,16 @@ rows = steps.evaluation_rows(task, limit=examples, seed=seed)
 print(f"{len(rows)} validation inputs of {task}; pooling {pooling}")
 
 # %% [markdown]
-# Each model reads them once: the run's shared pass (`layersim.passes`), which the truncation,
-# baselines and robustness steps read too. Other poolings or lengths get a pass of their own.
+# Each model reads them once: the run's shared pass (`layersim.pipeline.passes`), which the
+# truncation, baselines and robustness steps read too. Other poolings or lengths get a pass of their
+# own.
 
 # %%
-if pooling in (own, "mean") and max_length == spec.max_length:
+if pooling in (own, "mean") and max_length == run.spec.max_length:
     sources = {"finetuned": (finetuned, model_dir), "pretrained": (pretrained, model)}
     found = {
         role: steps.validation_record(
-            key, role, network, tokenizer, task, rows, work_dir=work_dir, weights=source,
+            run.key, role, network, tokenizer, task, rows, work_dir=work_dir, weights=source,
             preset=preset, batch_size=batch_size,
         ).pooled[pooling][layers]
         for role, (network, source) in sources.items()
@@ -109,7 +108,7 @@ else:
     encoded = tasks.encode(task, tokenizer, dataset, max_length=max_length)
     loader = DataLoader(encoded, batch_size=batch_size,
                         collate_fn=tasks.collator(task, tokenizer))  # fmt: skip
-    kwargs = dict(pooling=pooling, layers=layers, autocast=chosen_device.type == "cuda",
+    kwargs = dict(pooling=pooling, layers=layers, autocast=run.device.type == "cuda",
                   special_token_ids=tokenizer.all_special_ids, progress=True)  # fmt: skip
     reps_finetuned = reps.layer_representations(finetuned, loader, **kwargs)
     reps_pretrained = reps.layer_representations(pretrained, loader, **kwargs)
@@ -122,11 +121,11 @@ print(f"representations: {tuple(reps_finetuned.shape)} (layers, inputs, width)")
 
 # %%
 matrices = steps.cka_matrices(reps_finetuned, reps_pretrained)
-cka_table = steps.cka_rows(key, matrices, layers=layers, pooling=pooling, n=n)
+cka_table = steps.cka_rows(run.key, matrices, layers=layers, pooling=pooling, n=n)
 matrices["finetuned", "biased"].numpy().round(2)
 
 # %% [markdown]
-# Block statistics of each self matrix (biased estimator; `layersim.blocks` explains them):
+# Block statistics of each self matrix (biased estimator; `layersim.stats.blocks` explains them):
 # the best early/late boundary, the within-minus-between contrast, and the excess over what
 # smooth decay with layer distance would give, with bootstrap intervals over inputs; the share of
 # bootstrap samples that agree on the boundary and a permutation p-value over layer orders (these
@@ -134,20 +133,16 @@ matrices["finetuned", "biased"].numpy().round(2)
 
 # %%
 block_table = steps.block_table(
-    key,
+    run.key,
     {"finetuned": reps_finetuned, "pretrained": reps_pretrained},
     layers=layers, pooling=pooling, n_boot=n_boot, seed=seed, matrices=matrices,
 )  # fmt: skip
 block_table[["kind", "statistic", "value", "lower", "upper", "boundary"]]
 
 # %%
-seconds = time.perf_counter() - start
-provenance = results.collect_provenance(
+run.write(
+    results_dir,
+    {"cka": cka_table, "blocks": block_table},
     {"examples": examples, "pooling": pooling, "batch_size": batch_size,
      "max_length": max_length, "n_boot": n_boot, "layers": layers, "n": n},
-    devices.describe_device(chosen_device),
-    seconds,
 )  # fmt: skip
-results.write_table(results_dir, key, "cka", cka_table, provenance=provenance)
-results.write_table(results_dir, key, "blocks", block_table, provenance=provenance)
-print(f"wrote {len(cka_table)} CKA rows and {len(block_table)} block rows in {seconds:.0f} s")

@@ -19,7 +19,7 @@
 # The paper's redundancy test (claim C5): keep only the first k layers of the fine-tuned model,
 # feed the output of layer k to the task head that was trained on the full depth, with no further
 # tuning, and measure the validation metric, for every k from 0 (embeddings only) to L (the full
-# model). `layersim.truncate.keep_first_layers` builds each truncated model; the original is
+# model). `layersim.models.truncate.keep_first_layers` builds each truncated model; the original is
 # left untouched. The validation split is encoded once and every k is scored on it.
 
 # %% tags=["remove-cell"]
@@ -46,24 +46,22 @@ device = "auto"
 eval_limit = None  # validation examples scored (None: the preset's)
 
 # %%
-import time
-
 from transformers import AutoConfig
 
-from layersim import devices, finetune, presets, results, steps, tasks, truncate
+from layersim import tasks
+from layersim.models import truncate
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.step_run import run_step
 
-chosen_device = devices.select_device(device)
-key = results.RunKey(preset, presets.model_key(model), tasks.get_task(task).name, seed)
-spec = presets.get_preset(preset, task)
-eval_limit = eval_limit if eval_limit is not None else spec.eval_limit
-start = time.perf_counter()
+run = run_step(preset, model, task, seed, device=device)
+eval_limit = eval_limit if eval_limit is not None else run.spec.eval_limit
 
 # %% [markdown]
 # The fine-tuned model of step 1, with its task head:
 
 # %%
-model_dir = key.run_dir(work_dir) / "model"
-head = finetune.load_model(str(model_dir), task, seed=seed).to(chosen_device)
+model_dir = run.key.run_dir(work_dir) / "model"
+head = finetune.load_model(str(model_dir), task, seed=seed).to(run.device)
 tokenizer = finetune.load_tokenizer(str(model_dir))
 depth = truncate.num_layers(head)
 print(f"{AutoConfig.from_pretrained(model_dir).model_type}, {depth} layers")
@@ -75,7 +73,7 @@ print(f"{AutoConfig.from_pretrained(model_dir).model_type}, {depth} layers")
 # %%
 rows = steps.evaluation_rows(task, limit=eval_limit)
 record = steps.validation_record(
-    key,
+    run.key,
     "finetuned",
     head,
     tokenizer,
@@ -84,23 +82,15 @@ record = steps.validation_record(
     work_dir=work_dir,
     weights=str(model_dir),
     preset=preset,
-)  # the run's shared pass (layersim.passes): computed by the similarity step
+)  # the run's shared pass (layersim.pipeline.passes): computed by the similarity step
 curve = steps.truncation_curve(
-    key, head, tokenizer, task, limit=eval_limit, preset=preset, progress=True, record=record
+    run.key, head, tokenizer, task, limit=eval_limit, preset=preset, progress=True, record=record
 )
 curve.pivot(index="layers_kept", columns="metric", values="value")
 
 # %%
-seconds = time.perf_counter() - start
-results.write_table(
+run.write(
     results_dir,
-    key,
-    "truncation",
-    curve,
-    provenance=results.collect_provenance(
-        {"eval_limit": eval_limit, "main_metric": tasks.get_task(task).metric},
-        devices.describe_device(chosen_device),
-        seconds,
-    ),
-)
-print(f"wrote {len(curve)} rows in {seconds:.0f} s")
+    {"truncation": curve},
+    {"eval_limit": eval_limit, "main_metric": tasks.get_task(task).metric},
+)  # fmt: skip

@@ -1,6 +1,6 @@
-"""layersim.across (E5) and steps.across_table: pairs counted by hand, the rectangular matrices
-against a plain float64 CKA formula, identical models agreeing exactly, and the parting depth of
-tables built with a known answer."""
+"""layersim.analysis.across (E5) and steps.across_table: pairs counted by hand, the rectangular
+matrices against a plain float64 CKA formula, identical models agreeing exactly, and the parting
+depth of tables built with a known answer."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from layersim import across, finetune, results, steps
+from layersim import results
+from layersim.analysis import across
+from layersim.pipeline import finetune, steps
+from layersim.pipeline.steps import across_inputs
 from layersim.results import RunKey
 
 
@@ -25,15 +28,18 @@ def plain_linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def test_labels_round_trip_and_bad_labels_are_refused() -> None:
-    assert across.split_label(across.run_label("movie_polarity", 2)) == ("movie_polarity", 2)
-    assert across.split_label(across.pretrained_label(0)) == ("pretrained", 0)
+    assert across_inputs.split_label(across_inputs.run_label("movie_polarity", 2)) == (
+        "movie_polarity",
+        2,
+    )
+    assert across_inputs.split_label(across_inputs.pretrained_label(0)) == ("pretrained", 0)
     with pytest.raises(ValueError, match="not a run label"):
-        across.split_label("movie_polarity")
+        across_inputs.split_label("movie_polarity")
 
 
 def test_model_pairs_of_a_grid_are_the_seed_task_and_pretrained_pairs() -> None:
     runs = [(task, seed) for task in ("a", "b", "c", "d", "e") for seed in (0, 1, 2)]
-    pairs = across.model_pairs(runs)
+    pairs = across_inputs.model_pairs(runs)
     kinds = pd.Series([kind for kind, _, _ in pairs]).value_counts().to_dict()
     # seeds: 3 choose 2 per task; tasks: 5 choose 2 per seed; one pretrained row per run
     assert kinds == {"seeds": 5 * 3, "tasks": 3 * 10, "pretrained": 15}
@@ -51,7 +57,7 @@ def test_across_rows_are_plain_cka_of_every_layer_pair() -> None:
     second = second + 0.5 * torch.randn(3, 50, 6, generator=generator, dtype=torch.float64)
     representations = {"pretrained/seed0": first, "t/seed0": second}
     pairs = [("pretrained", "pretrained/seed0", "t/seed0")]
-    table = across.across_rows("demo", "m", representations, pairs, layers=[1, 2, 3],
+    table = across_inputs.across_rows("demo", "m", representations, pairs, layers=[1, 2, 3],
                                pooling="cls")  # fmt: skip
     biased = table[table["estimator"] == "biased"]
     assert len(biased) == 9 and set(table["estimator"]) == {"biased", "debiased"}
@@ -67,11 +73,13 @@ def test_across_rows_are_plain_cka_of_every_layer_pair() -> None:
 def test_across_rows_refuse_missing_models_and_mismatched_inputs() -> None:
     reps = {"a/seed0": torch.randn(2, 10, 4), "a/seed1": torch.randn(2, 12, 4)}
     with pytest.raises(ValueError, match="no representations"):
-        across.across_rows("demo", "m", reps, [("seeds", "a/seed0", "a/seed9")], layers=[1, 2],
-                           pooling="cls")  # fmt: skip
+        across_inputs.across_rows("demo", "m", reps, [("seeds", "a/seed0", "a/seed9")],
+                                  layers=[1, 2],
+                                  pooling="cls")  # fmt: skip
     with pytest.raises(ValueError, match="same 2 layers and inputs"):
-        across.across_rows("demo", "m", reps, [("seeds", "a/seed0", "a/seed1")], layers=[1, 2],
-                           pooling="cls")  # fmt: skip
+        across_inputs.across_rows("demo", "m", reps, [("seeds", "a/seed0", "a/seed1")],
+                                  layers=[1, 2],
+                                  pooling="cls")  # fmt: skip
 
 
 def _constructed(seeds: dict[int, float], tasks: dict[int, float]) -> pd.DataFrame:
@@ -80,7 +88,7 @@ def _constructed(seeds: dict[int, float], tasks: dict[int, float]) -> pd.DataFra
     runs = [(task, seed) for task in ("x", "y", "z") for seed in (0, 1, 2)]
     rng = np.random.default_rng(0)
     rows = []
-    for comparison, a, b in across.model_pairs(runs):
+    for comparison, a, b in across_inputs.model_pairs(runs):
         for layer in seeds:
             value = {"seeds": seeds, "tasks": tasks}.get(comparison, dict.fromkeys(seeds, 0.5))
             rows.append({"preset": "demo", "model": "m", "comparison": comparison, "run_a": a,
@@ -123,11 +131,11 @@ def test_grid_differences_average_the_pairs_of_every_redrawn_grid() -> None:
     rng = np.random.default_rng(3)
     pairs = pd.DataFrame([
         {"comparison": c, "run_a": a, "run_b": b, "cka": rng.uniform(0.2, 1.0)}
-        for c, a, b in across.model_pairs(runs) if c != "pretrained"
+        for c, a, b in across_inputs.model_pairs(runs) if c != "pretrained"
     ])  # fmt: skip
     cka = {}
     for c, a, b, value in pairs[["comparison", "run_a", "run_b", "cka"]].itertuples(index=False):
-        (ta, sa), (tb, sb) = across.split_label(a), across.split_label(b)
+        (ta, sa), (tb, sb) = across_inputs.split_label(a), across_inputs.split_label(b)
         key = (
             ("seeds", ta, frozenset((sa, sb)))
             if c == "seeds"
@@ -182,8 +190,10 @@ def test_shared_inputs_take_each_task_and_the_correct_answer_of_a_question(tmp_p
         "".join(json.dumps(row) + "\n" for row in rows)
     )
     tokenizer = finetune.load_tokenizer("tiny-bert")
-    inputs = across.shared_inputs(["synth_sentiment", "commonsense_qa"], tokenizer, per_task=4,
-                                  max_length=32, data_dir=str(tmp_path))  # fmt: skip
+    inputs = across_inputs.shared_inputs(
+        ["synth_sentiment", "commonsense_qa"], tokenizer, per_task=4, max_length=32,
+        data_dir=str(tmp_path),
+    )  # fmt: skip
     assert sorted(inputs["source"]) == ["commonsense_qa"] * 4 + ["synth_sentiment"] * 4
     lengths = [len(ids) for ids in inputs["input_ids"]]
     assert lengths == sorted(lengths)  # sorted by length
@@ -192,7 +202,7 @@ def test_shared_inputs_take_each_task_and_the_correct_answer_of_a_question(tmp_p
     text = tokenizer.decode(questions[0], skip_special_tokens=True)
     assert "fridge" in text and "oven" not in text  # the correct answer, B, only
     with pytest.raises(ValueError, match="per_task"):
-        across.shared_inputs(["synth_sentiment"], tokenizer, per_task=0, max_length=32)
+        across_inputs.shared_inputs(["synth_sentiment"], tokenizer, per_task=0, max_length=32)
 
 
 def test_across_table_of_saved_models_agrees_exactly_where_the_weights_are_equal(tmp_path) -> None:

@@ -15,7 +15,9 @@ import torch
 from transformers import AutoModel
 
 import layersim
-from layersim import finetune, presets, reps, tasks
+from layersim import tasks
+from layersim.models import reps
+from layersim.pipeline import finetune, presets
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -17,7 +17,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from layersim import batch, presets, results
+from layersim import results
+from layersim.pipeline import batch, presets
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["tiny-bert", "tiny-albert"]

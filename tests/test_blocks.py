@@ -1,4 +1,4 @@
-"""layersim.blocks on matrices and representations whose structure is known by construction.
+"""layersim.stats.blocks on matrices and representations whose structure is known by construction.
 
 The statistics are checked against loop-by-loop transcriptions of their definitions, and the
 verdicts on block, smooth-decay (stationary and residual-stream) and structureless data.
@@ -13,16 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from layersim.blocks import (
-    DEFAULT_EXCESS_THRESHOLD,
+from layersim.stats.block_intervals import (
     BlockBootstrap,
-    best_split,
     bootstrap_blocks,
     has_block_structure,
     permutation_baseline,
     permutation_pvalue,
-    split_at,
 )
+from layersim.stats.blocks import DEFAULT_EXCESS_THRESHOLD, best_split, split_at
 
 # ----------------------------------------------------------------------------
 # Independent references

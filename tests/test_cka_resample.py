@@ -11,9 +11,9 @@ import pytest
 import torch
 from cka_reference import reference_cka_matrix
 
-from layersim import blocks
 from layersim.cka import ResampledCKA, cka_matrix
 from layersim.cka import resample as resample_module
+from layersim.stats import block_intervals
 
 
 def _layers(n: int = 60, seed: int = 0) -> list[torch.Tensor]:
@@ -77,9 +77,9 @@ def test_the_block_bootstrap_through_grams_equals_recomputing_each_replicate(res
         ]
     )
     debiased = resample == "half"
-    through_grams = blocks.bootstrap_blocks(layers, n_boot=20, seed=4, debiased=debiased,
+    through_grams = block_intervals.bootstrap_blocks(layers, n_boot=20, seed=4, debiased=debiased,
                                             resample=resample)  # fmt: skip
-    recomputed = blocks.bootstrap_blocks(
+    recomputed = block_intervals.bootstrap_blocks(
         layers, n_boot=20, seed=4, resample=resample,
         cka_fn=functools.partial(cka_matrix, debiased=debiased),
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""layersim.claims: verdicts on constructed tables whose answer is known by construction."""
+"""layersim.analysis.claims: verdicts on constructed tables whose answer is known by
+construction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from layersim import claims
+from layersim.analysis import claims, runs, verdicts
 
 
 def block_rows(model, task, seed, *, lower, pretrained_lower=-0.02, boundary=5, pooling="cls"):
@@ -56,10 +57,10 @@ def card_of(specs, **kwargs):
 
 def test_wilson_interval_matches_the_textbook_value() -> None:
     # 3 successes of 4 at 95%: Wilson (1927) interval 0.3006 .. 0.9544 (hand-computed).
-    low, high = claims.wilson_interval(3, 4)
+    low, high = verdicts.wilson_interval(3, 4)
     assert low == pytest.approx(0.3006, abs=5e-4) and high == pytest.approx(0.9544, abs=5e-4)
-    assert claims.wilson_interval(0, 10)[0] == 0.0
-    assert claims.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert verdicts.wilson_interval(0, 10)[0] == 0.0
+    assert verdicts.wilson_interval(10, 10)[1] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (1, 3), (7, 12), (50, 51)])
@@ -68,25 +69,25 @@ def test_wilson_interval_is_the_score_interval(k: int, n: int) -> None:
     z = 1.959963984540054
     centre = (k + z * z / 2) / (n + z * z)
     half = z * math.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
-    low, high = claims.wilson_interval(k, n)
+    low, high = verdicts.wilson_interval(k, n)
     assert low == pytest.approx(centre - half, abs=1e-12)
     assert high == pytest.approx(centre + half, abs=1e-12)
 
 
 def test_wilson_interval_edge_cases() -> None:
-    assert all(math.isnan(end) for end in claims.wilson_interval(0, 0))  # no trials: no interval
+    assert all(math.isnan(end) for end in verdicts.wilson_interval(0, 0))  # no trials: no interval
     for successes, trials, match in [(5, 4, "cannot exceed"), (-1, 4, "non-negative"),
                                      (1.5, 4, "integer"), (True, 4, "integer")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
-            claims.wilson_interval(successes, trials)
+            verdicts.wilson_interval(successes, trials)
     with pytest.raises(ValueError, match="level"):
-        claims.wilson_interval(1, 4, level=95)
+        verdicts.wilson_interval(1, 4, level=95)
 
 
 def test_one_row_per_claim_in_order() -> None:
     card = claims.scorecard(*tables([("m", "t1", 0, 0.2, FULL_DROP_ONE, 5)]))
-    assert tuple(card["claim"]) == claims.CLAIM_IDS
-    assert list(card.columns) == claims.SCORECARD_COLUMNS
+    assert tuple(card["claim"]) == verdicts.CLAIM_IDS
+    assert list(card.columns) == verdicts.SCORECARD_COLUMNS
 
 
 def test_blocks_in_most_tasks_reproduce_c1_c2_and_c6() -> None:
@@ -98,14 +99,14 @@ def test_blocks_in_most_tasks_reproduce_c1_c2_and_c6() -> None:
     ]
     card = card_of(specs)
     assert card.loc["C1", "estimate"] == pytest.approx(38 / 40)
-    assert card.loc["C1", "lower"] > 0.5 and card.loc["C1", "verdict"] == claims.REPRODUCED
+    assert card.loc["C1", "lower"] > 0.5 and card.loc["C1", "verdict"] == verdicts.REPRODUCED
     assert card.loc["C2", "estimate"] == pytest.approx(19 / 20)
-    assert card.loc["C2", "lower"] >= 0.75 and card.loc["C2", "verdict"] == claims.REPRODUCED
-    assert card.loc["C3", "verdict"] == claims.REPRODUCED  # pretrained lower -0.02 everywhere
-    assert card.loc["C5", "verdict"] == claims.REPRODUCED
+    assert card.loc["C2", "lower"] >= 0.75 and card.loc["C2", "verdict"] == verdicts.REPRODUCED
+    assert card.loc["C3", "verdict"] == verdicts.REPRODUCED  # pretrained lower -0.02 everywhere
+    assert card.loc["C5", "verdict"] == verdicts.REPRODUCED
     assert card.loc["C6", "estimate"] == 0.0  # knee 5 == boundary 5
-    assert card.loc["C6", "verdict"] == claims.REPRODUCED
-    assert card.loc["C4", "verdict"] == claims.NOT_TESTABLE
+    assert card.loc["C6", "verdict"] == verdicts.REPRODUCED
+    assert card.loc["C4", "verdict"] == verdicts.NOT_TESTABLE
 
 
 def test_an_interval_across_the_threshold_is_undetermined() -> None:
@@ -118,20 +119,20 @@ def test_an_interval_across_the_threshold_is_undetermined() -> None:
     card = card_of(specs)
     assert card.loc["C1", "estimate"] == pytest.approx(6 / 8)
     assert card.loc["C1", "lower"] < 0.5 < card.loc["C1", "upper"]
-    assert card.loc["C1", "verdict"] == claims.UNDETERMINED
-    assert card.loc["C2", "verdict"] == claims.UNDETERMINED  # 3 of 4 pairs: [0.30, 0.95]
+    assert card.loc["C1", "verdict"] == verdicts.UNDETERMINED
+    assert card.loc["C2", "verdict"] == verdicts.UNDETERMINED  # 3 of 4 pairs: [0.30, 0.95]
 
 
 def test_interval_verdict_reads_the_side_of_the_threshold() -> None:
-    verdict = claims.interval_verdict
-    assert verdict(0.7, (0.6, 0.8), 0.5, above=True) == claims.REPRODUCED
-    assert verdict(0.3, (0.2, 0.4), 0.5, above=True) == claims.NOT_REPRODUCED
-    assert verdict(0.55, (0.4, 0.7), 0.5, above=True) == claims.UNDETERMINED
-    assert verdict(0.75, (0.75, 0.9), 0.75, above=True) == claims.UNDETERMINED  # touches
-    assert verdict(0.75, (0.75, 0.9), 0.75, above=True, inclusive=True) == claims.REPRODUCED
-    assert verdict(0.05, (0.01, 0.07), 1 / 12, above=False, inclusive=True) == claims.REPRODUCED
-    assert verdict(0.2, (0.1, 0.3), 1 / 12, above=False) == claims.NOT_REPRODUCED
-    assert verdict(0.6, (math.nan, math.nan), 0.5, above=True) == claims.REPRODUCED  # estimate
+    verdict = verdicts.interval_verdict
+    assert verdict(0.7, (0.6, 0.8), 0.5, above=True) == verdicts.REPRODUCED
+    assert verdict(0.3, (0.2, 0.4), 0.5, above=True) == verdicts.NOT_REPRODUCED
+    assert verdict(0.55, (0.4, 0.7), 0.5, above=True) == verdicts.UNDETERMINED
+    assert verdict(0.75, (0.75, 0.9), 0.75, above=True) == verdicts.UNDETERMINED  # touches
+    assert verdict(0.75, (0.75, 0.9), 0.75, above=True, inclusive=True) == verdicts.REPRODUCED
+    assert verdict(0.05, (0.01, 0.07), 1 / 12, above=False, inclusive=True) == verdicts.REPRODUCED
+    assert verdict(0.2, (0.1, 0.3), 1 / 12, above=False) == verdicts.NOT_REPRODUCED
+    assert verdict(0.6, (math.nan, math.nan), 0.5, above=True) == verdicts.REPRODUCED  # estimate
 
 
 def test_learned_leaves_chance_pairs_out_of_every_claim() -> None:
@@ -165,9 +166,9 @@ CLAIMS_WITH_PAIRS = ("C1", "C2", "C3", "C5", "C6")
 def test_no_blocks_means_c1_not_reproduced_and_c6_not_testable() -> None:
     card = card_of([("m", f"t{i}", 0, 0.01, NO_DROP, 5) for i in range(10)])
     assert card.loc["C1", "estimate"] == 0.0
-    assert card.loc["C1", "verdict"] == claims.NOT_REPRODUCED
-    assert card.loc["C5", "verdict"] == claims.NOT_REPRODUCED
-    assert card.loc["C6", "verdict"] == claims.NOT_TESTABLE
+    assert card.loc["C1", "verdict"] == verdicts.NOT_REPRODUCED
+    assert card.loc["C5", "verdict"] == verdicts.NOT_REPRODUCED
+    assert card.loc["C6", "verdict"] == verdicts.NOT_TESTABLE
     assert math.isnan(card.loc["C6", "estimate"])
 
 
@@ -201,13 +202,13 @@ def test_threshold_is_a_strict_lower_bound() -> None:
 
 def test_a_pair_needs_a_strict_majority_of_seeds() -> None:
     specs = [("m", "t", 0, 0.2, NO_DROP, 5), ("m", "t", 1, 0.0, NO_DROP, 5)]
-    pairs = claims.pair_table(*tables(specs))
+    pairs = runs.pair_table(*tables(specs))
     assert pairs.loc[0, "runs_with_blocks"] == 1 and not pairs.loc[0, "blocks"]
 
 
 def test_c2_needs_two_tasks() -> None:
     card = card_of([("m", "t", seed, 0.2, NO_DROP, 5) for seed in range(3)])
-    assert card.loc["C2", "verdict"] == claims.NOT_TESTABLE
+    assert card.loc["C2", "verdict"] == verdicts.NOT_TESTABLE
 
 
 def test_c6_interval_is_a_bootstrap_of_the_mean_gap() -> None:
@@ -231,7 +232,7 @@ def test_c6_of_a_single_pair_has_no_interval() -> None:
 def test_knee_mismatch_fails_c6() -> None:
     card = card_of([("m", f"t{i}", 0, 0.2, NO_DROP, 4) for i in range(3)])
     assert card.loc["C6", "estimate"] == pytest.approx(2 / 6)  # knee 6, boundary 4, of 6 layers
-    assert card.loc["C6", "verdict"] == claims.NOT_REPRODUCED
+    assert card.loc["C6", "verdict"] == verdicts.NOT_REPRODUCED
 
 
 def test_electra_is_compared_with_the_others() -> None:
@@ -239,7 +240,7 @@ def test_electra_is_compared_with_the_others() -> None:
     specs += [("google/electra-base-discriminator", f"t{i}", 0, 0.0, NO_DROP, 5) for i in range(4)]
     card = card_of(specs)
     assert card.loc["C4", "estimate"] == pytest.approx(-1.0)
-    assert card.loc["C4", "verdict"] == claims.REPRODUCED
+    assert card.loc["C4", "verdict"] == verdicts.REPRODUCED
     # every ELECTRA pair lacks blocks and every other pair has them: no resample differs
     assert tuple(card.loc["C4", ["lower", "upper"]]) == (-1.0, -1.0)
     # ELECTRA runs are left out of C1: all remaining runs have blocks.
@@ -253,7 +254,7 @@ def test_main_metric_of_a_known_task_decides_the_knee() -> None:
         curve_rows("m", "synth_agreement", 0, NO_DROP, metric="matthews_correlation")
         + curve_rows("m", "synth_agreement", 0, FULL_DROP_ONE, metric="accuracy")
     )
-    pairs = claims.pair_table(blocks, curves)
+    pairs = runs.pair_table(blocks, curves)
     assert pairs.loc[0, "metric"] == "accuracy" and pairs.loc[0, "knee"] == 5
 
 
@@ -291,7 +292,7 @@ def test_learned_table_compares_the_seed_mean_with_the_best_baseline() -> None:
     baselines = pd.DataFrame(
         base_rows("clear", 0.5, 0.7) + base_rows("noisy", 0.5, 0.7) + base_rows("below", 0.55, 0.5)
     )
-    table = claims.learned_table(metrics, baselines).set_index("task")
+    table = runs.learned_table(metrics, baselines).set_index("task")
     assert table.loc["clear", "learned"] is True
     assert table.loc["clear", "margin"] == pytest.approx(0.21)
     assert table.loc["clear", "spread"] == pytest.approx(0.01)
@@ -307,10 +308,10 @@ def test_c6_counts_the_gap_as_a_share_of_each_models_depth() -> None:
     # is within the tolerance
     deep = [0.5] * 11 + [0.9, 0.9]  # knee 11 of 12
     shallow = card_of([("small", f"t{i}", 0, 0.2, FULL_DROP_ONE, 4) for i in range(2)])
-    assert shallow.loc["C6", "verdict"] == claims.NOT_REPRODUCED
+    assert shallow.loc["C6", "verdict"] == verdicts.NOT_REPRODUCED
     deeper = card_of([("big", f"t{i}", 0, 0.2, deep, 10) for i in range(2)])
     assert deeper.loc["C6", "estimate"] == pytest.approx(1 / 12)
-    assert deeper.loc["C6", "verdict"] == claims.REPRODUCED
+    assert deeper.loc["C6", "verdict"] == verdicts.REPRODUCED
 
 
 def test_scorecard_by_model_decides_each_model_alone_then_all() -> None:
@@ -325,5 +326,5 @@ def test_scorecard_by_model_decides_each_model_alone_then_all() -> None:
     assert card.loc[("a", "C1"), "estimate"] == 1.0  # every run of a has blocks
     assert card.loc[("b", "C1"), "estimate"] == 0.0
     assert card.loc[(claims.ALL_MODELS, "C1"), "estimate"] == 0.5  # 4 of 8 runs
-    assert card.loc[("b", "C5"), "verdict"] == claims.UNDETERMINED  # 0 of 2 pairs: [0, 0.66]
+    assert card.loc[("b", "C5"), "verdict"] == verdicts.UNDETERMINED  # 0 of 2 pairs: [0, 0.66]
     assert card.loc[(claims.ALL_MODELS, "C5"), "estimate"] == 0.5

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from layersim import presets, results
-from layersim.finetune import load_model, load_tokenizer
+from layersim import results
+from layersim.pipeline import presets
+from layersim.pipeline.finetune import load_model, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ["--param", "n_boot=10", "--param", "examples=60", "--param", "eval_limit=60"]

@@ -1,5 +1,5 @@
-"""layersim.data on small archives in the upstream formats: the real parsers and the real fetch
-path (pip download from a local folder of source distributions; nothing is downloaded)."""
+"""layersim.tasks.real_text on small archives in the upstream formats: the real parsers and the real
+fetch path (pip download from a local folder of source distributions; nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from layersim import data, tasks
+from layersim import tasks
+from layersim.tasks import archives, real_text
 
 VADER_ROOT = "vaderSentiment-3.3.2"
 MOVIES = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
@@ -75,29 +76,17 @@ MOVIE_ROWS = [
 ] + [(1.0 + i / 100, f"Sentence number {i} is rather good.") for i in range(40)]
 
 
-@pytest.fixture
-def registry(tmp_path, monkeypatch):
-    """A local folder of source archives that pip reads instead of PyPI, and a fresh cache."""
-    folder = tmp_path / "index"
-    folder.mkdir()
-    monkeypatch.setenv("LAYERSIM_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv(
-        "LAYERSIM_PIP_ARGS", f"--no-index --find-links {folder} --no-build-isolation"
-    )
-    return folder
-
-
 def _publish(folder: Path, monkeypatch, key: str, content: bytes) -> None:
-    archive = data.ARCHIVES[key]
+    archive = archives.ARCHIVES[key]
     (folder / archive.filename).write_bytes(content)
     pinned = dataclasses.replace(archive, sha256=hashlib.sha256(content).hexdigest())
-    monkeypatch.setitem(data.ARCHIVES, key, pinned)
+    monkeypatch.setitem(archives.ARCHIVES, key, pinned)
 
 
 def test_fetch_downloads_checks_and_splits(registry, monkeypatch):
     _publish(registry, monkeypatch, "vadersentiment", _vader_sdist(_movie_lines(MOVIE_ROWS)))
-    folders = data.fetch(["movie_polarity", "movie_rating"])
-    assert (data.cache_dir() / "archives" / "vaderSentiment-3.3.2.tar.gz").is_file()
+    folders = real_text.fetch(["movie_polarity", "movie_rating"])
+    assert (archives.cache_dir() / "archives" / "vaderSentiment-3.3.2.tar.gz").is_file()
     info = json.loads((folders["movie_rating"] / "info.json").read_text())
     assert info["parsed"] == len(MOVIE_ROWS) and info["duplicates_removed"] == 1
     assert sum(info["sizes"].values()) == len(MOVIE_ROWS) - 1
@@ -105,21 +94,21 @@ def test_fetch_downloads_checks_and_splits(registry, monkeypatch):
     # |rating| < 0.5 dropped: one sentence (0.2) of the 45 distinct ones
     assert sum(polarity["sizes"].values()) == len(MOVIE_ROWS) - 2
     # tasks.load reads the prepared splits; labels follow the sign of the rating
-    rows = [row for split in data.SPLITS for row in tasks.load("movie_polarity", split)]
+    rows = [row for split in real_text.SPLITS for row in tasks.load("movie_polarity", split)]
     labels = {row["sentence"]: row["label"] for row in rows}
     assert labels["Effective but too tepid biopic"] == 0
     assert labels["The Rock is destined to be the 21st Century's new Conan."] == 1
     ratings = {
-        r["sentence"]: r["label"] for s in data.SPLITS for r in tasks.load("movie_rating", s)
+        r["sentence"]: r["label"] for s in real_text.SPLITS for r in tasks.load("movie_rating", s)
     }
     assert ratings["A film that is neither here nor there."] == pytest.approx(0.2)
 
     # a second call does nothing: it works with the package folder gone
     for path in registry.iterdir():
         path.unlink()
-    assert data.fetch(["movie_polarity", "movie_rating"]) == folders
-    assert data.status()["movie_polarity"]["sizes"] == polarity["sizes"]
-    assert data.status()["vitaminc"] is None
+    assert real_text.fetch(["movie_polarity", "movie_rating"]) == folders
+    assert real_text.status()["movie_polarity"]["sizes"] == polarity["sizes"]
+    assert real_text.status()["vitaminc"] is None
 
 
 def test_other_domains_get_polarity_labels_from_their_own_files(registry, monkeypatch):
@@ -134,30 +123,30 @@ def test_other_domains_get_polarity_labels_from_their_own_files(registry, monkey
     }
     _publish(registry, monkeypatch, "vadersentiment",
              _vader_sdist(_movie_lines(MOVIE_ROWS), others))  # fmt: skip
-    data.fetch(list(stems))
+    real_text.fetch(list(stems))
     for task, stem in stems.items():
         assert tasks.get_task(task).name in tasks.DOMAIN_TASKS
-        rows = {r["sentence"]: r["label"] for s in data.SPLITS for r in tasks.load(task, s)}
+        rows = {r["sentence"]: r["label"] for s in real_text.SPLITS for r in tasks.load(task, s)}
         # each domain reads its own file; the near-neutral sentence is dropped as for the movies
         assert len(rows) == 61 and f"{stem} neutral" not in rows
         assert rows[f"{stem} bad"] == 0 and rows[f"{stem} good number 3"] == 1
-    assert data.status()["movie_polarity"] is None  # only what was asked for
+    assert real_text.status()["movie_polarity"] is None  # only what was asked for
 
 
 def test_splits_are_stable_when_rows_are_added_or_reordered():
     text = _movie_lines(MOVIE_ROWS).decode()
     more = _movie_lines(list(reversed(MOVIE_ROWS)) + [(2.0, "A new sentence.")]).decode()
-    first, _ = data.build_splits("movie_rating", text, "a")
-    second, _ = data.build_splits("movie_rating", more, "b")
+    first, _ = real_text.build_splits("movie_rating", text, "a")
+    second, _ = real_text.build_splits("movie_rating", more, "b")
     where = {row["sentence"]: split for split, rows in first.items() for row in rows}
     where_again = {row["sentence"]: split for split, rows in second.items() for row in rows}
     assert all(where_again[sentence] == split for sentence, split in where.items())
 
 
 def test_split_shares_follow_the_fractions():
-    counts = {name: 0 for name in data.SPLITS}
+    counts = {name: 0 for name in real_text.SPLITS}
     for i in range(20_000):
-        counts[data.split_of("t", f"group {i}", (0.8, 0.1, 0.1))] += 1
+        counts[real_text.split_of("t", f"group {i}", (0.8, 0.1, 0.1))] += 1
     assert counts["train"] / 20_000 == pytest.approx(0.8, abs=0.01)
     assert counts["validation"] / 20_000 == pytest.approx(0.1, abs=0.01)
 
@@ -166,39 +155,39 @@ def test_checksum_mismatch_leaves_nothing(registry, monkeypatch):
     content = _vader_sdist(_movie_lines(MOVIE_ROWS))
     (registry / "vaderSentiment-3.3.2.tar.gz").write_bytes(content)
     monkeypatch.setitem(
-        data.ARCHIVES,
+        archives.ARCHIVES,
         "vadersentiment",
-        dataclasses.replace(data.ARCHIVES["vadersentiment"], sha256="0" * 64),
+        dataclasses.replace(archives.ARCHIVES["vadersentiment"], sha256="0" * 64),
     )
-    with pytest.raises(data.DataError, match="sha256"):
-        data.fetch(["movie_polarity"])
-    archives = data.cache_dir() / "archives"
-    assert not any(archives.iterdir())
-    assert not (data.tasks_dir() / "movie_polarity").exists()
+    with pytest.raises(archives.DataError, match="sha256"):
+        real_text.fetch(["movie_polarity"])
+    kept = archives.cache_dir() / "archives"
+    assert not any(kept.iterdir())
+    assert not (real_text.tasks_dir() / "movie_polarity").exists()
 
 
 def test_unreachable_registry_says_what_to_run(registry):
     with pytest.raises(
         ConnectionError, match=r"pip download --no-deps --no-binary :all: vadersentiment==3\.3\.2"
     ):
-        data.fetch(["movie_rating"])
-    assert not any((data.cache_dir() / "archives").iterdir())
+        real_text.fetch(["movie_rating"])
+    assert not any((archives.cache_dir() / "archives").iterdir())
 
 
 def test_a_bad_row_names_file_and_line(registry, monkeypatch):
     lines = _movie_lines(MOVIE_ROWS[:3]) + b"4\tnot-a-number\tSome text\r\n"
     _publish(registry, monkeypatch, "vadersentiment", _vader_sdist(lines))
-    with pytest.raises(data.DataError, match=r"movieReviewSnippets_GroundTruth\.txt, line 4"):
-        data.fetch(["movie_rating"])
-    assert not (data.tasks_dir() / "movie_rating").exists()
+    with pytest.raises(archives.DataError, match=r"movieReviewSnippets_GroundTruth\.txt, line 4"):
+        real_text.fetch(["movie_rating"])
+    assert not (real_text.tasks_dir() / "movie_rating").exists()
 
 
 def test_an_archive_without_the_member(registry, monkeypatch):
     _publish(
         registry, monkeypatch, "vadersentiment", _sdist(VADER_ROOT, "vaderSentiment", "3.3.2", {})
     )
-    with pytest.raises(data.DataError, match="has no member"):
-        data.fetch(["movie_rating"])
+    with pytest.raises(archives.DataError, match="has no member"):
+        real_text.fetch(["movie_rating"])
 
 
 def _bigbench(examples_by_task: dict[str, list[dict]]) -> bytes:
@@ -251,9 +240,9 @@ def test_bigbench_tasks_from_a_cached_archive(tmp_path, monkeypatch):
     monkeypatch.setenv("LAYERSIM_PIP_ARGS", "--no-index")
     (tmp_path / "archives").mkdir()
     _publish(tmp_path / "archives", monkeypatch, "bigbench", content)
-    data.fetch(["vitaminc", "presupposition_nli", "social_iqa"])
+    real_text.fetch(["vitaminc", "presupposition_nli", "social_iqa"])
 
-    rows = {s: list(tasks.load("vitaminc", s)) for s in data.SPLITS}
+    rows = {s: list(tasks.load("vitaminc", s)) for s in real_text.SPLITS}
     assert sum(map(len, rows.values())) == 60
     pages = {s: {row["evidence"].split(":")[0] for row in split} for s, split in rows.items()}
     assert not pages["train"] & pages["validation"] and not pages["train"] & pages["test"]
@@ -266,11 +255,11 @@ def test_bigbench_tasks_from_a_cached_archive(tmp_path, monkeypatch):
         "label": 0,
     }
 
-    premises = [row for s in data.SPLITS for row in tasks.load("presupposition_nli", s)]
+    premises = [row for s in real_text.SPLITS for row in tasks.load("presupposition_nli", s)]
     assert {row["hypothesis"] for row in premises} == {f"Kim ran {i}." for i in range(30)}
     assert all(row["label"] == 0 and row["premise"].startswith("Kim stopped") for row in premises)
 
-    questions = [row for s in data.SPLITS for row in tasks.load("social_iqa", s)]
+    questions = [row for s in real_text.SPLITS for row in tasks.load("social_iqa", s)]
     assert len(questions) == 30  # the two-answer question is dropped
     assert all(
         row["choices"]["text"][["A", "B", "C"].index(row["answerKey"])] == "To be kind"
@@ -282,16 +271,16 @@ def test_bigbench_example_without_a_single_answer():
     text = json.dumps(
         {"examples": [{"input": "x\nClaim: y", "target_scores": {"True": 1, "False": 1}}]}
     )
-    with pytest.raises(data.DataError, match="example 0"):
-        data.build_splits("vitaminc", text, "task.json")
+    with pytest.raises(archives.DataError, match="example 0"):
+        real_text.build_splits("vitaminc", text, "task.json")
 
 
 def test_a_split_left_empty_is_an_error():
     text = _movie_lines(MOVIE_ROWS[:2]).decode()
-    with pytest.raises(data.DataError, match="empty"):
-        data.build_splits("movie_rating", text, "movies.txt")
+    with pytest.raises(archives.DataError, match="empty"):
+        real_text.build_splits("movie_rating", text, "movies.txt")
 
 
 def test_unknown_task_names_the_known_ones():
     with pytest.raises(ValueError, match="movie_polarity"):
-        data.fetch(["sst2"])
+        real_text.fetch(["sst2"])

@@ -1,5 +1,5 @@
-"""layersim.depth: models of different depths on one scale, checked on constructed tables whose
-shares are known by construction; the charts that draw them."""
+"""layersim.analysis.depth: models of different depths on one scale, checked on constructed tables
+whose shares are known by construction; the charts that draw them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from test_claims import FULL_DROP_ONE, block_rows, curve_rows
 
-from layersim import claims, depth, plots
+from layersim.analysis import depth, verdicts
+from layersim.book import plots
 
 DEEP = [0.5] * 10 + [0.8, 0.9, 0.9]  # 12 layers, knee 11: one top layer can go
 
@@ -31,7 +32,7 @@ def test_the_depth_table_divides_by_each_models_depth() -> None:
     assert (
         table.loc["big", "runs_with_blocks"] == 1 and table.loc["big", "share_with_blocks"] == 0.5
     )
-    low, high = claims.wilson_interval(1, 2)
+    low, high = verdicts.wilson_interval(1, 2)
     assert (table.loc["big", "share_lower"], table.loc["big", "share_upper"]) == (low, high)
     assert table.loc["small", "boundary_fraction"] == pytest.approx(4 / 6)
     assert table.loc["big", "boundary_fraction"] == pytest.approx(9 / 12)

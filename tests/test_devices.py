@@ -1,4 +1,4 @@
-"""layersim.devices: choosing a device and describing it for provenance."""
+"""layersim.models.devices: choosing a device and describing it for provenance."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from layersim.devices import describe_device, select_device
+from layersim.models.devices import describe_device, select_device
 
 
 def test_a_cpu_is_described_by_its_processor_and_threads() -> None:

@@ -1,5 +1,5 @@
-"""layersim.dropping, the E1 and E2 readings of the layer-drop tables, on hand-made tables whose
-answers are known: curves, safe budgets, rank correlations and the scorecard rows."""
+"""layersim.analysis.dropping, the E1 and E2 readings of the layer-drop tables, on hand-made tables
+whose answers are known: curves, safe budgets, rank correlations and the scorecard rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from layersim import dropping
+from layersim.analysis import dropping
 
 DEPTH = 3
 

@@ -1,4 +1,4 @@
-"""layersim.families: the decoders' multiple-choice head scores each choice as the
+"""layersim.models.families: the decoders' multiple-choice head scores each choice as the
 sequence-classification model with one output would, one choice at a time; the pooling that
 matches each family's head; a decoder's head inputs are read at the last real token."""
 
@@ -14,8 +14,9 @@ from transformers import (
     LlamaForSequenceClassification,
 )
 
-from layersim import families, probe, tasks
-from layersim.finetune import load_model, load_tokenizer
+from layersim import tasks
+from layersim.models import families, probe
+from layersim.pipeline.finetune import load_model, load_tokenizer
 
 
 @pytest.mark.parametrize("model_type", ["llama", "mistral", "qwen2"])

@@ -1,4 +1,5 @@
-"""layersim.presets and layersim.finetune on tiny random models and fixture data (seconds).
+"""layersim.pipeline.presets and layersim.pipeline.finetune on tiny random models and fixture data
+(seconds).
 
 The tiny models learn from scratch, so the "beats chance" check uses a lexical variant of the
 sentiment task (no negation; fixture files in the synthetic task's schema, read through
@@ -20,15 +21,10 @@ from transformers import (
     TrainerCallback,
 )
 
-from layersim import presets
-from layersim.finetune import (
-    METRICS_FILE,
-    evaluate_model,
-    finetune,
-    load_model,
-    load_tokenizer,
-)
-from layersim.presets import PRESETS, get_preset, resolve_model
+from layersim.pipeline import presets
+from layersim.pipeline.evaluation import evaluate_model
+from layersim.pipeline.finetune import METRICS_FILE, finetune, load_model, load_tokenizer
+from layersim.pipeline.presets import PRESETS, get_preset, resolve_model
 from layersim.tasks import PAPER_TASKS, REAL_TASKS, SYNTHETIC_TASKS, get_task
 
 # --------------------------------------------------------------------------- presets

@@ -1,5 +1,5 @@
-"""layersim.formation: block onset, metric saturation and the E3 answer on hand-made snapshot
-tables whose answers are known."""
+"""layersim.analysis.formation: block onset, metric saturation and the E3 answer on hand-made
+snapshot tables whose answers are known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layersim import formation
+from layersim.analysis import formation
 
 STEPS = (0, 25, 50, 75, 100)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from layersim import batch, presets
-from layersim.finetune import load_model, load_tokenizer
+from layersim.pipeline import batch, presets
+from layersim.pipeline.finetune import load_model, load_tokenizer
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

@@ -1,4 +1,4 @@
-"""layersim.lab: the lab's "check your answer" cells agree with the library's measurements on
+"""layersim.book.lab: the lab's "check your answer" cells agree with the library's measurements on
 representations whose blocks are known by construction, and say what to look at otherwise."""
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ import math
 
 from test_steps import two_block_reps
 
-from layersim import blocks, lab
+from layersim.book import lab
+from layersim.stats import block_intervals
 
 
 def _bootstrap():
     # six layers, blocks {1, 2, 3} and {4, 5, 6}: the late block starts at the fourth row
-    return blocks.bootstrap_blocks(two_block_reps(0), n_boot=50, seed=0)
+    return block_intervals.bootstrap_blocks(two_block_reps(0), n_boot=50, seed=0)
 
 
 def test_blocks_and_boundary_checks_follow_the_measurement() -> None:

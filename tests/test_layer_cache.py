@@ -1,5 +1,5 @@
-"""layersim.layer_cache: a pruned model started from the full model's cached hidden state gives
-what the same pruned model gives when run from its input (head inputs and logits)."""
+"""layersim.models.layer_cache: a pruned model started from the full model's cached hidden state
+gives what the same pruned model gives when run from its input (head inputs and logits)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ import datasets
 import numpy as np
 import pytest
 
-from layersim import layer_cache, probe, tasks, truncate
-from layersim.finetune import load_model, load_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer("tiny-bert")
+from layersim import tasks
+from layersim.models import layer_cache, probe, truncate
+from layersim.pipeline.finetune import load_model
 
 
 def _sentences(tokenizer, n: int = 13):

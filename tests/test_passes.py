@@ -1,7 +1,8 @@
-"""layersim.passes: one kept forward pass gives what each step would have computed by itself
-(pooled states as layersim.reps pools them, the truncated models' outputs as the truncated
-models give them, the probes' features as layersim.probe reads them), for any subset of its rows;
-it is read back from disk instead of recomputed, and recomputed when the weights change."""
+"""layersim.pipeline.passes: one kept forward pass gives what each step would have computed by
+itself (pooled states as layersim.models.reps pools them, the truncated models' outputs as the
+truncated models give them, the probes' features as layersim.models.probe reads them), for any
+subset of its rows; it is read back from disk instead of recomputed, and recomputed when the weights
+change."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from layersim import finetune, passes, probe, reps, steps, tasks, truncate
+from layersim import tasks
+from layersim.models import probe, reps, truncate
+from layersim.pipeline import finetune, passes, steps
 from layersim.results import RunKey
 
 TASK = "synth_sentiment"

@@ -1,4 +1,4 @@
-"""layersim.plots: the charts carry the right numbers, and render offline."""
+"""layersim.book.plots: the charts carry the right numbers, and render offline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from layersim import plots
+from layersim.book import plots
 
 
 def cka_frame(seeds=(0, 1), layers=(1, 2, 3)) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""layersim.probe: what the task head reads, and linear heads fitted on frozen features, checked
-against direct computations and against data with a known answer."""
+"""layersim.models.probe: what the task head reads, and linear heads fitted on frozen features,
+checked against direct computations and against data with a known answer."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from layersim import probe, tasks
-from layersim.finetune import load_model, load_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer("tiny-bert")
+from layersim import tasks
+from layersim.models import probe
+from layersim.pipeline.finetune import load_model
 
 
 def _encoded(task: str, tokenizer, n: int):
@@ -68,7 +64,7 @@ def test_head_inputs_of_multiple_choice_have_one_row_per_choice(tmp_path, tokeni
 def test_a_model_without_a_head_is_refused() -> None:
     from transformers import AutoModel
 
-    from layersim.presets import resolve_model
+    from layersim.pipeline.presets import resolve_model
 
     with pytest.raises(ValueError, match="no linear task head"):
         probe.last_linear(AutoModel.from_config(resolve_model("tiny-bert")))

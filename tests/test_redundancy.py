@@ -1,4 +1,4 @@
-"""layersim.redundancy against cosines and angles computed by hand on small tensors."""
+"""layersim.stats.redundancy against cosines and angles computed by hand on small tensors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from layersim import redundancy
+from layersim.stats import redundancy
 
 
 def _by_hand_cosine(a, b) -> float:
@@ -101,7 +101,7 @@ def test_bad_input_is_refused(call, message) -> None:
 
 
 def test_budget_grid_scores_every_budget_of_shallow_models_and_a_grid_of_deep_ones() -> None:
-    from layersim.redundancy import budget_grid
+    from layersim.stats.redundancy import budget_grid
 
     assert budget_grid(6) == [0, 1, 2, 3, 4, 5, 6]
     assert budget_grid(4) == [0, 1, 2, 3, 4]

@@ -8,7 +8,7 @@ from cka_reference import reference_cka_matrix, reference_minibatch_cka
 from tiny_models import minilm_dir, padded_batch, tiny_config
 from transformers import AutoModel, AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
-from layersim.reps import layer_representations, stream_cka
+from layersim.models.reps import layer_representations, stream_cka
 
 SPECIAL = (1, 2)  # ids the tests treat as [CLS] / [SEP]
 EXACT = 1e-6  # the exact-mode contract of layersim.cka: within 1e-6 of float64

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 import layersim
-from layersim import batch, book, results
+from layersim import book, results
+from layersim.pipeline import batch
 from layersim.results import (
     INTERVAL_COLUMNS,
     STEP_OF_TABLE,
@@ -40,6 +41,7 @@ from layersim.results import (
     write_provenance,
     write_table,
 )
+from layersim.results import files as results_files
 
 ELECTRA = "google/electra-base-discriminator"
 
@@ -421,7 +423,7 @@ def test_atomic_write_writes_text_or_a_writer_function(
         assert Path(src).parent == Path(dst).parent  # same directory: a rename, never a copy
         real_replace(src, dst)
 
-    monkeypatch.setattr(results.os, "replace", recording_replace)
+    monkeypatch.setattr(results_files.os, "replace", recording_replace)
     path = tmp_path / "a.txt"
     assert atomic_write(path, "one\ntwo\n") == path
     assert path.read_bytes() == b"one\ntwo\n"  # line ends as given
@@ -473,7 +475,7 @@ def test_interrupted_provenance_merge_keeps_the_old_file(
     def broken_replace(src, dst):
         raise OSError("interrupted")
 
-    monkeypatch.setattr(results.os, "replace", broken_replace)
+    monkeypatch.setattr(results_files.os, "replace", broken_replace)
     with pytest.raises(OSError, match="interrupted"):
         write_provenance(tmp_path, key, "similarity", {"seconds": 2.0})
     assert path.read_bytes() == before
@@ -649,8 +651,10 @@ def test_status_rejects_unknown_tables(tmp_path: Path) -> None:
 def test_one_map_from_steps_to_tables() -> None:
     written = [table for tables in STEP_TABLES.values() for table in tables]
     assert sorted(written) == sorted(TABLE_NAMES)  # every table has exactly one step
-    assert tuple(STEP_TABLES) == batch.STEPS  # the steps, in the batch runner's order
-    assert batch.STEP_TABLES is STEP_TABLES and sorted(batch.RUN_TABLES) == sorted(TABLE_NAMES)
+    assert batch.STEPS[0] == "finetune"  # every later step reads the fine-tuned model
+    # each step the batch runner runs has its notebook, and no notebook is left out
+    notebooks = {path.stem for path in (Path(__file__).parents[1] / "notebooks").glob("*.py")}
+    assert notebooks == set(batch.STEPS) | set(batch.GRID_STEPS)
     assert STEP_OF_TABLE == {"metrics": "finetune", "cka": "similarity", "blocks": "similarity",
                              "truncation": "truncation", "baselines": "baselines",
                              "layer_drop": "layer_drop",

@@ -1,5 +1,5 @@
-"""layersim.robustness and steps.robustness_tables (E4): the poolings against the hidden states read
-by hand, the block statistics against a plain float64 CKA (biased and debiased), and the
+"""layersim.analysis.robustness and steps.robustness_tables (E4): the poolings against the hidden
+states read by hand, the block statistics against a plain float64 CKA (biased and debiased), and the
 agreement analysis on hand-made tables whose answers are known."""
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import pytest
 import torch
 from cka_reference import reference_cka_matrix
 
-from layersim import blocks, finetune, layer_cache, results, robustness, steps, tasks
+from layersim import results, tasks
+from layersim.analysis import robustness
+from layersim.models import layer_cache
+from layersim.pipeline import evaluation, steps
+from layersim.pipeline.steps import robustness_choices
 from layersim.results import TABLES, RunKey
+from layersim.stats import blocks
 
 TASK = "synth_sentiment"
 KEY = RunKey("tiny", "tiny-bert", TASK, 0)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert():
-    model = finetune.load_model("tiny-bert", TASK, seed=0).eval()
-    return model, finetune.load_tokenizer("tiny-bert")
 
 
 def _cache(model, tokenizer, n: int, batch_size: int = 16):
@@ -30,18 +29,18 @@ def _cache(model, tokenizer, n: int, batch_size: int = 16):
 
 
 def test_sizes_are_nested_and_a_small_split_is_used_whole() -> None:
-    assert robustness.sizes_for(5000) == [100, 250, 500, 1000]
-    assert robustness.sizes_for(828) == [100, 250, 500, 828]
-    assert robustness.sizes_for(157) == [100, 157]
-    assert robustness.sizes_for(60) == [60]
+    assert robustness_choices.sizes_for(5000) == [100, 250, 500, 1000]
+    assert robustness_choices.sizes_for(828) == [100, 250, 500, 828]
+    assert robustness_choices.sizes_for(157) == [100, 157]
+    assert robustness_choices.sizes_for(60) == [60]
     with pytest.raises(ValueError, match="too few"):
-        robustness.sizes_for(5)
+        robustness_choices.sizes_for(5)
 
 
 def test_each_pooling_reads_the_hidden_states_it_says(tiny_bert) -> None:
     model, tokenizer = tiny_bert
     cache = _cache(model, tokenizer, 24, batch_size=10)  # batches of 10, 10 and 4
-    states = robustness.pooled_states(cache, tokenizer.all_special_ids, seed=3)
+    states = robustness_choices.pooled_states(cache, tokenizer.all_special_ids, seed=3)
     special = set(tokenizer.all_special_ids)
     rows = 0
     for batch, hidden in cache:
@@ -57,7 +56,7 @@ def test_each_pooling_reads_the_hidden_states_it_says(tiny_bert) -> None:
             rows += 1
     assert states["cls"][0] == [1, 2, 3, 4] and states["mean"][0] == [0, 1, 2, 3, 4]
     assert all(x.shape[1] == 24 for _, x in states.values())
-    again = robustness.pooled_states(cache, tokenizer.all_special_ids, seed=3)
+    again = robustness_choices.pooled_states(cache, tokenizer.all_special_ids, seed=3)
     assert torch.equal(again["tokens"][1], states["tokens"][1])  # the draw is seeded
 
 
@@ -67,7 +66,7 @@ def test_choice_rows_match_a_plain_cka_of_the_first_n_rows() -> None:
     x = torch.stack([latents[int(layer >= 3)] + 0.4 * torch.randn(60, 6, generator=generator)
                      for layer in range(6)])  # fmt: skip
     states = {"cls": (list(range(1, 7)), x)}
-    rows = pd.DataFrame(robustness.choice_rows(states, sizes=[30, 60], n_boot=20, seed=1))
+    rows = pd.DataFrame(robustness_choices.choice_rows(states, sizes=[30, 60], n_boot=20, seed=1))
     assert len(rows) == 2 * 2 * 2  # sizes x estimators x (excess, contrast)
     for (n, estimator), group in rows.groupby(["n", "estimator"]):
         matrix = reference_cka_matrix(x[:, :n], x[:, :n], debiased=estimator == "debiased")
@@ -79,7 +78,7 @@ def test_choice_rows_match_a_plain_cka_of_the_first_n_rows() -> None:
         assert (group["lower"] <= group["upper"]).all()
     assert (rows["boundary"] == 4).all()  # the constructed edge: layers 1-3 | 4-6
     with pytest.raises(ValueError, match="only 60 rows"):
-        robustness.choice_rows(states, sizes=[61])
+        robustness_choices.choice_rows(states, sizes=[61])
 
 
 def test_robustness_tables_agree_with_the_similarity_path_and_the_metrics(
@@ -102,7 +101,7 @@ def test_robustness_tables_agree_with_the_similarity_path_and_the_metrics(
         batch_size=16,
         collate_fn=tasks.collator(TASK, tokenizer),
     )
-    from layersim import reps  # the similarity step's path
+    from layersim.models import reps  # the similarity step's path
 
     cls = reps.layer_representations(model, loader, pooling="cls", layers=[1, 2, 3, 4])
     paper = table[(table["inputs"] == "validation") & (table["n"] == 40) & (table["pooling"] ==
@@ -117,7 +116,7 @@ def test_robustness_tables_agree_with_the_similarity_path_and_the_metrics(
     assert prefix.loc["excess", "value"] == pytest.approx(split.excess, abs=1e-6)
     # metrics on the own inputs equal the model scored the usual way on those 40 examples
     own = scores[scores["inputs"] == "validation"].set_index("metric")["value"].to_dict()
-    usual = finetune.evaluate_model(model, tokenizer, TASK, encoded=loader.dataset, preset="tiny")
+    usual = evaluation.evaluate_model(model, tokenizer, TASK, encoded=loader.dataset, preset="tiny")
     assert own == pytest.approx(usual)
     assert set(scores["inputs"]) == {"validation", "synth_agreement"}  # same kind, two labels
     for name, frame in tables.items():  # the results store accepts both tables

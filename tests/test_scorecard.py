@@ -1,5 +1,5 @@
-"""layersim.scorecard: the claims decided on learned pairs with the control's verdict beside each,
-and the table people read (short statements, coloured verdicts, evidence behind a fold)."""
+"""layersim.book.scorecard: the claims decided on learned pairs with the control's verdict beside
+each, and the table people read (short statements, coloured verdicts, evidence behind a fold)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import re
 import pandas as pd
 from test_claims import FULL_DROP_ONE, NO_DROP, tables
 
-from layersim import claims, scorecard
+from layersim.analysis import claims, verdicts
+from layersim.book import scorecard
 
 
 def _preset(specs, *, learned_tasks=None):
@@ -29,8 +30,8 @@ def test_claims_sit_next_to_the_controls_verdict() -> None:
     main = _preset([("m", f"t{i}", 0, 0.2, FULL_DROP_ONE, 5) for i in range(12)])
     control = _preset([("m", f"s{i}", 0, 0.0, NO_DROP, 5) for i in range(12)])
     card = scorecard.claim_rows(main, control=control).set_index("claim")
-    assert card.loc["C1", "verdict"] == claims.REPRODUCED  # 12 of 12 runs: [0.76, 1]
-    assert card.loc["C1", "control"] == claims.NOT_REPRODUCED  # 0 of 12: [0, 0.24]
+    assert card.loc["C1", "verdict"] == verdicts.REPRODUCED  # 12 of 12 runs: [0.76, 1]
+    assert card.loc["C1", "control"] == verdicts.NOT_REPRODUCED  # 0 of 12: [0, 0.24]
 
 
 def test_unlearned_tasks_are_left_out_of_the_claims() -> None:
@@ -67,7 +68,7 @@ def test_verdict_classes() -> None:
     }  # fmt: skip
     for verdict, kind in kinds.items():
         assert scorecard.verdict_class(verdict) == kind
-    assert set(scorecard.SHORT) == set(claims.CLAIM_IDS) | {f"E{i}" for i in range(1, 6)}
+    assert set(scorecard.SHORT) == set(verdicts.CLAIM_IDS) | {f"E{i}" for i in range(1, 6)}
     assert not any(math.isnan(len(text)) for text in scorecard.SHORT.values())
 
 
@@ -76,7 +77,7 @@ def test_model_rows_decide_each_model_on_its_own_runs() -> None:
     main = _preset([("a", f"t{i}", 0, 0.2, FULL_DROP_ONE, 5) for i in range(12)]
                    + [("b", f"t{i}", 0, 0.0, NO_DROP, 5) for i in range(12)])  # fmt: skip
     rows = scorecard.model_rows(main).set_index("claim")
-    assert rows.loc["a · C1", "verdict"] == claims.REPRODUCED
-    assert rows.loc["b · C1", "verdict"] == claims.NOT_REPRODUCED
+    assert rows.loc["a · C1", "verdict"] == verdicts.REPRODUCED
+    assert rows.loc["b · C1", "verdict"] == verdicts.NOT_REPRODUCED
     assert rows.loc[f"{claims.ALL_MODELS} · C1", "estimate"] == 0.5
     assert {label.split(" · ")[1] for label in rows.index} == {"C1", "C2", "C3", "C5", "C6"}

@@ -1,6 +1,6 @@
-"""layersim.steps, the computations of the experiment notebooks, against independent computations:
-CKA recomputed with plain float64 formulas, block boundaries known by construction, and truncated
-models scored by hand from the full model's hidden states."""
+"""layersim.pipeline.steps, the computations of the experiment notebooks, against independent
+computations: CKA recomputed with plain float64 formulas, block boundaries known by construction,
+and truncated models scored by hand from the full model's hidden states."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from cka_reference import reference_cka
 from tiny_models import tiny_config
 from transformers import AutoModelForSequenceClassification
 
-from layersim import blocks, finetune, results, steps, tasks, truncate
+from layersim import results, tasks
+from layersim.models import truncate
+from layersim.pipeline import evaluation, finetune, steps
 from layersim.results import TABLES, RunKey
+from layersim.stats import blocks
 
 KEY = RunKey("tiny", "tiny-bert", "synth_sentiment", 0)
 
@@ -169,12 +172,6 @@ TASK = "synth_sentiment"
 LIMIT = 40
 
 
-@pytest.fixture(scope="module")
-def tiny_bert():
-    model = finetune.load_model("tiny-bert", TASK, seed=0).eval()
-    return model, finetune.load_tokenizer("tiny-bert")
-
-
 def count_calls(monkeypatch, module, name: str) -> list:
     """Replace module.name by a wrapper that records each call and then calls the original."""
     calls = []
@@ -226,7 +223,7 @@ def test_truncation_curve_matches_models_scored_by_hand(tiny_bert) -> None:
     for k in range(5):
         assert accuracy[k] == pytest.approx(_hand_scored_accuracy(model, tokenizer, k), abs=1e-12)
     # k = L is the untruncated model, scored the usual way (loading and encoding by itself)
-    full = finetune.evaluate_model(model, tokenizer, TASK, limit=LIMIT, preset="tiny")
+    full = evaluation.evaluate_model(model, tokenizer, TASK, limit=LIMIT, preset="tiny")
     assert curve[curve["layers_kept"] == 4].set_index("metric")["value"].to_dict() == full
     assert all(torch.equal(before[name], p) for name, p in model.state_dict().items())
 

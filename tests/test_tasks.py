@@ -16,7 +16,6 @@ import pytest
 from tiny_models import minilm_dir
 from transformers import AutoTokenizer
 
-from layersim import synthetic, tasks
 from layersim.tasks import (
     DOMAIN_TASKS,
     KINDS,
@@ -32,7 +31,9 @@ from layersim.tasks import (
     get_task,
     length_order,
     load,
+    loading,
     sort_by_length,
+    synthetic,
 )
 
 
@@ -320,7 +321,7 @@ def test_unreachable_hub_says_how_to_use_data_dir(monkeypatch) -> None:
     def offline(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (OfflineModeIsEnabled)")
 
-    monkeypatch.setattr(tasks.datasets, "load_dataset", offline)
+    monkeypatch.setattr(loading.datasets, "load_dataset", offline)
     with pytest.raises(ConnectionError, match=r"data_dir=DIR: DIR/rte/validation\.jsonl"):
         load("rte", "validation")
 

@@ -13,7 +13,7 @@ import torch
 from tiny_models import DECODERS, minilm_dir, padded_batch, tiny_config
 from transformers import AutoModelForSequenceClassification, T5Config, T5Model
 
-from layersim.truncate import (
+from layersim.models.truncate import (
     SUPPORTED_MODEL_TYPES,
     drop_layers,
     fewest_layers,
@@ -181,7 +181,7 @@ def test_fewest_layers_is_the_smallest_k_that_runs(model_type: str) -> None:
 def test_importing_truncate_loads_neither_torch_nor_transformers() -> None:
     # claims and the book pages use truncation_knee; they should not pay for torch's import
     code = (
-        "import sys, layersim.truncate; "
+        "import sys, layersim.models.truncate; "
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -243,7 +243,7 @@ def _identity_hooks(model, layers) -> list:
         hidden = args[0] if args else kwargs["hidden_states"]
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
-    from layersim.truncate import _layer_list, _stack
+    from layersim.models.truncate import _layer_list, _stack
 
     module_list = _layer_list(model, _stack(model))
     return [module_list[i - 1].register_forward_hook(identity, with_kwargs=True) for i in layers]

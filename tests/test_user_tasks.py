@@ -1,4 +1,4 @@
-"""layersim.user_tasks: your own data as a task, from a file, a folder or a frame; what is
+"""layersim.tasks.user_data: your own data as a task, from a file, a folder or a frame; what is
 inferred, how it is split, and what is refused before any work starts."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from layersim import batch, tasks, user_tasks
+from layersim import tasks
+from layersim.pipeline import batch
+from layersim.tasks import user_data
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +39,7 @@ def test_a_csv_becomes_a_classification_task_split_by_its_text(tmp_path) -> None
     row = tasks.load(task, "validation")[0]
     assert row["label"] == int("good" in row["text"])  # string labels as class ids, in order
     # the same rows land in the same splits however often the task is built
-    again = user_tasks.task_from_frame(_reviews(), name="again")
+    again = user_data.task_from_frame(_reviews(), name="again")
     assert len(tasks.load(again, "validation")) == sizes["validation"]
     # its name finds the data again (a notebook of the batch only gets the name)
     tasks.TASKS.pop(task.name)
@@ -53,7 +55,7 @@ def test_numbers_with_fractions_make_a_regression_and_two_text_columns_a_pair(tm
     task = tasks.get_task(str(path))
     assert task.kind == "regression" and task.num_labels == 1 and task.metric == "spearman"
     assert task.text_fields == ("sentence1", "sentence2")
-    whole = user_tasks.task_from_frame(frame.assign(label=[i % 3 for i in range(80)]), name="w")
+    whole = user_data.task_from_frame(frame.assign(label=[i % 3 for i in range(80)]), name="w")
     assert whole.kind == "classification" and whole.label_names == ("0", "1", "2")
 
 
@@ -69,13 +71,13 @@ def test_a_folder_keeps_its_own_splits(tmp_path) -> None:
 
 def test_bad_data_is_refused_with_what_to_do(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"lacks the column\(s\) \['label'\]"):
-        user_tasks.task_from_frame(_reviews().drop(columns="label"), name="x")
+        user_data.task_from_frame(_reviews().drop(columns="label"), name="x")
     with pytest.raises(ValueError, match="every row has the label"):
-        user_tasks.task_from_frame(_reviews().assign(label="positive"), name="x")
+        user_data.task_from_frame(_reviews().assign(label="positive"), name="x")
     with pytest.raises(ValueError, match="at least 50"):
-        user_tasks.task_from_frame(_reviews(20), name="x")
+        user_data.task_from_frame(_reviews(20), name="x")
     with pytest.raises(ValueError, match="no text column"):
-        user_tasks.task_from_frame(pd.DataFrame({"label": [0, 1] * 40}), name="x")
+        user_data.task_from_frame(pd.DataFrame({"label": [0, 1] * 40}), name="x")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tasks.get_task(str(tmp_path / "missing.csv"))
     broken = tmp_path / "broken.csv"

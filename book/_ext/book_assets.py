@@ -3,7 +3,7 @@
 * vega, vega-lite and vega-embed are served from the book itself (no CDN): the bundle is
   generated from the installed ``vl_convert`` (matching altair's vega-lite version) into
   ``_build/.vega-<version>/`` once, added to the static path, and loaded on every page as a module
-  script that sets ``window.vegaEmbed`` for the charts of :func:`layersim.plots.offline_html`.
+  script that sets ``window.vegaEmbed`` for the charts of :func:`layersim.book.plots.offline_html`.
 * ``layersim.css``: wide charts and tables scroll instead of being cut off.
 * Sphinx < 8.2 lists some inline scripts twice (sphinx-doc/sphinx#13402); sphinx-thebe's declares
   a ``const``, so the second copy throws on every page. Duplicates are dropped here.
@@ -16,14 +16,14 @@ from pathlib import Path
 from sphinx.application import Sphinx
 from sphinx.config import Config
 
-from layersim.plots import _vega_lite_version, write_javascript_bundle
+from layersim.book.plots.offline import vega_lite_version, write_javascript_bundle
 
 BUNDLE = "vega-bundle.js"
 STYLE = "layersim.css"
 # Charts shrink to the page's column (their SVG keeps its proportions) instead of being cut off;
 # wide tables scroll sideways inside their own box; long API names wrap on a phone. Verdicts are
-# coloured by their class (layersim.scorecard.verdict_class): reproduced / yes, not reproduced /
-# no, undetermined, none.
+# coloured by their class (layersim.book.scorecard.verdict_class): reproduced / yes, not reproduced
+# / no, undetermined, none.
 CSS = """
 div.layersim-chart { max-width: 100%; overflow-x: auto; }
 div.layersim-chart svg { max-width: 100%; height: auto; }
@@ -48,7 +48,7 @@ dl.py dt.sig, dl.field-list > dd { overflow-wrap: anywhere; min-width: 0; }
 
 
 def _add_bundle(app: Sphinx, config: Config) -> None:
-    directory = Path(app.outdir).parent / f".vega-{_vega_lite_version()}"
+    directory = Path(app.outdir).parent / f".vega-{vega_lite_version()}"
     if not (directory / BUNDLE).exists():
         write_javascript_bundle(directory / BUNDLE)
     (directory / STYLE).write_text(CSS, encoding="utf-8")

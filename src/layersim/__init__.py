@@ -24,8 +24,8 @@ _EXPORTS = {
     "SmallSampleWarning": "layersim.api",
     "cka_matrix": "layersim.cka",
     "linear_cka": "layersim.cka",
-    "keep_first_layers": "layersim.truncate",
-    "drop_layers": "layersim.truncate",
+    "keep_first_layers": "layersim.models.truncate",
+    "drop_layers": "layersim.models.truncate",
 }
 
 __all__ = ["__version__", *_EXPORTS]

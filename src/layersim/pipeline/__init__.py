@@ -1,0 +1,10 @@
+"""Pipeline: what a run is and how it is executed.
+
+Presets (:mod:`.presets`), fine-tuning (:mod:`.finetune`), the shared forward pass of a run
+(:mod:`.passes`), what each experiment step computes (:mod:`.steps`) and the papermill grid
+runner behind ``python -m layersim run`` (:mod:`.batch`).
+
+May import: :mod:`layersim.models`, :mod:`layersim.tasks`, :mod:`layersim.stats`,
+:mod:`layersim.results`, :mod:`layersim.cka`; never :mod:`layersim.analysis` or
+:mod:`layersim.book` (checked by import-linter, ``.importlinter``).
+"""
