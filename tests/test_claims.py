@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from layersim.analysis import claims, runs, verdicts
+from layersim.analysis import claims, run_tables, verdicts
 
 
 def block_rows(model, task, seed, *, lower, pretrained_lower=-0.02, boundary=5, pooling="cls"):
@@ -202,7 +202,7 @@ def test_threshold_is_a_strict_lower_bound() -> None:
 
 def test_a_pair_needs_a_strict_majority_of_seeds() -> None:
     specs = [("m", "t", 0, 0.2, NO_DROP, 5), ("m", "t", 1, 0.0, NO_DROP, 5)]
-    pairs = runs.pair_table(*tables(specs))
+    pairs = run_tables.pair_table(*tables(specs))
     assert pairs.loc[0, "runs_with_blocks"] == 1 and not pairs.loc[0, "blocks"]
 
 
@@ -254,7 +254,7 @@ def test_main_metric_of_a_known_task_decides_the_knee() -> None:
         curve_rows("m", "synth_agreement", 0, NO_DROP, metric="matthews_correlation")
         + curve_rows("m", "synth_agreement", 0, FULL_DROP_ONE, metric="accuracy")
     )
-    pairs = runs.pair_table(blocks, curves)
+    pairs = run_tables.pair_table(blocks, curves)
     assert pairs.loc[0, "metric"] == "accuracy" and pairs.loc[0, "knee"] == 5
 
 
@@ -292,7 +292,7 @@ def test_learned_table_compares_the_seed_mean_with_the_best_baseline() -> None:
     baselines = pd.DataFrame(
         base_rows("clear", 0.5, 0.7) + base_rows("noisy", 0.5, 0.7) + base_rows("below", 0.55, 0.5)
     )
-    table = runs.learned_table(metrics, baselines).set_index("task")
+    table = run_tables.learned_table(metrics, baselines).set_index("task")
     assert table.loc["clear", "learned"] is True
     assert table.loc["clear", "margin"] == pytest.approx(0.21)
     assert table.loc["clear", "spread"] == pytest.approx(0.01)

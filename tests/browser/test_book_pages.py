@@ -294,7 +294,7 @@ def test_some_page_has_charts(visit: Callable[[str], Visit]) -> None:
 
 
 def test_scorecard_has_one_row_per_claim(visit: Callable[[str], Visit]) -> None:
-    from layersim.analysis.claims import CLAIM_IDS as claim_ids
+    from layersim.analysis.verdicts import CLAIM_IDS as claim_ids
 
     tables = [(p, rows) for p in PAGES for rows in visit(p).scorecards]
     assert len(tables) == 1, f"expected one table.layersim-scorecard, found {tables}"

@@ -5,7 +5,12 @@ The verdict rules (:mod:`.claims`), E1/E2 from the layer-drop tables (:mod:`.dro
 the snapshots (:mod:`.formation`), E4 (:mod:`.robustness`), E5 (:mod:`.across`), and models of
 different depths side by side (:mod:`.depth`).
 
-May import: :mod:`layersim.stats`, :mod:`layersim.models` (pure helpers such as the truncation
-knee), :mod:`layersim.tasks` (task metadata), :mod:`layersim.results`, :mod:`layersim.cka`;
-never :mod:`layersim.pipeline` (checked by import-linter, ``.importlinter``).
+The verdict rules and intervals (:mod:`.verdicts`) and the per-run and per-pair tables
+(:mod:`.run_tables`) are what the others share.
+
+May import: :mod:`layersim.pipeline` (the definitions of what a step measured, such as the
+robustness choices and the across step's run labels), :mod:`layersim.models` (pure helpers
+such as the truncation knee), :mod:`layersim.tasks` (task metadata), :mod:`layersim.stats`,
+:mod:`layersim.results`, :mod:`layersim.cka`; never :mod:`layersim.book` (checked by
+import-linter, ``.importlinter``).
 """

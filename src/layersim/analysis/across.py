@@ -58,7 +58,7 @@ def diagonal(
 ) -> pd.DataFrame:
     """Per pair and depth, CKA of the two models' same layer (``layer``, ``cka``).
 
-    With `learned` (:func:`layersim.analysis.runs.learned_table`), only pairs whose fine-tuned
+    With `learned` (:func:`layersim.analysis.run_tables.learned_table`), only pairs whose fine-tuned
     models are of learned tasks: a model that learned nothing has moved little from the pretrained
     one, so it would agree with the others for the wrong reason."""
     rows = across[(across["estimator"] == estimator) & (across["layer_a"] == across["layer_b"])]

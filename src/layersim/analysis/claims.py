@@ -33,7 +33,7 @@ C4, one task for C2, no blocks for C6). With ``robustness`` (the E4 table), C1's
 the measurement choices under which fewer than 80% of the runs keep their block verdict.
 
 The rules live in :mod:`layersim.analysis.verdicts`, the per-run and per-pair tables in
-:mod:`layersim.analysis.runs`.
+:mod:`layersim.analysis.run_tables`.
 """
 
 from __future__ import annotations
@@ -43,7 +43,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from layersim.analysis.runs import is_electra, left_out_note, only_learned, pair_table, run_table
+from layersim.analysis.run_tables import (
+    is_electra,
+    left_out_note,
+    only_learned,
+    pair_table,
+    run_table,
+)
 from layersim.analysis.verdicts import (
     ALMOST_ALL,
     GAP_TOLERANCE,

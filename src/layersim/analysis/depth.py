@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from layersim.analysis.runs import only_learned, pair_table, run_table
+from layersim.analysis.run_tables import only_learned, pair_table, run_table
 from layersim.analysis.verdicts import KNEE_TOLERANCE, main_metric, wilson_interval
 from layersim.stats.blocks import DEFAULT_EXCESS_THRESHOLD
 
@@ -37,7 +37,7 @@ def _depth_of(truncation: pd.DataFrame) -> pd.Series:
 def run_depths(
     blocks: pd.DataFrame, truncation: pd.DataFrame, *, threshold: float = DEFAULT_EXCESS_THRESHOLD
 ) -> pd.DataFrame:
-    """:func:`layersim.analysis.runs.run_table` with each model's depth ``layers`` and the
+    """:func:`layersim.analysis.run_tables.run_table` with each model's depth ``layers`` and the
     boundary as a fraction of it (``boundary_fraction``: the first layer of the late block over
     L)."""
     runs = run_table(blocks, threshold=threshold).join(_depth_of(truncation), on="model")

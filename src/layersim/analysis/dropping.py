@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from layersim.analysis.runs import left_out_note, only_learned
+from layersim.analysis.run_tables import left_out_note, only_learned
 from layersim.analysis.verdicts import (
     KNEE_TOLERANCE,
     main_metric,
@@ -212,7 +212,7 @@ def scorecard_rows(
     that signal's rank correlation with the measured cost of each layer
     (:func:`_signal_verdict`). The evidence lists each signal's mean, the layers it drops safely
     and its rank correlation with the measured single-layer loss, with intervals over pairs.
-    With `learned` (:func:`layersim.analysis.runs.learned_table`), only the pairs fine-tuning
+    With `learned` (:func:`layersim.analysis.run_tables.learned_table`), only the pairs fine-tuning
     learned count.
     """
     left_out = left_out_note(layer_drop, learned)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from layersim.analysis.runs import only_learned
+from layersim.analysis.run_tables import only_learned
 from layersim.analysis.verdicts import main_metric, verdict_row
 from layersim.stats.blocks import DEFAULT_EXCESS_THRESHOLD
 
@@ -126,8 +126,8 @@ def scorecard_row(
     95% two-stage bootstrap interval (:func:`two_stage_interval`: the (model, task) pairs, then
     their seeds); "before" when the interval lies below 0, "after" above 0, "undetermined"
     when it contains 0 (the block may form with the metric, or the runs cannot tell). With
-    `learned` (:func:`layersim.analysis.runs.learned_table`), only runs of learned (model, task)
-    pairs count: a metric that never moves has no saturation point."""
+    `learned` (:func:`layersim.analysis.run_tables.learned_table`), only runs of learned (model,
+    task) pairs count: a metric that never moves has no saturation point."""
     progress = only_learned(progress, learned)
     onsets = onset_table(progress, threshold=threshold)
     formed = onsets[onsets["final_blocks"]]

@@ -16,7 +16,7 @@ import math
 
 import pandas as pd
 
-from layersim.analysis import across, claims, dropping, formation, robustness, runs
+from layersim.analysis import across, claims, dropping, formation, robustness, run_tables
 
 __all__ = [
     "SHORT",
@@ -63,7 +63,7 @@ def claim_rows(
 
 
 def _claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    learned = runs.learned_table(tables["metrics"], tables["baselines"])
+    learned = run_tables.learned_table(tables["metrics"], tables["baselines"])
     return claims.scorecard(tables["blocks"], tables["truncation"], learned=learned,
                             robustness=tables.get("robustness"))  # fmt: skip
 
@@ -76,7 +76,7 @@ def model_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     `tables` maps ``blocks``, ``truncation``, ``metrics`` and ``baselines`` to the tables of every
     preset that ran the models (:func:`layersim.book.load_presets`).
     """
-    learned = runs.learned_table(tables["metrics"], tables["baselines"])
+    learned = run_tables.learned_table(tables["metrics"], tables["baselines"])
     card = claims.scorecard_by_model(tables["blocks"], tables["truncation"], learned=learned)
     return card.assign(claim=card["model"] + " · " + card["claim"])
 
@@ -84,14 +84,14 @@ def model_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def question_rows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Questions E1-E5 from the ``layer_drop``, ``layer_signals``, ``progress``, ``robustness``
     and ``across`` tables (and ``metrics``, ``baselines`` for the learned pairs)."""
-    learned = runs.learned_table(tables["metrics"], tables["baselines"])
+    learned = run_tables.learned_table(tables["metrics"], tables["baselines"])
     return pd.concat(
         [
             dropping.scorecard_rows(
                 tables["layer_drop"], tables["layer_signals"], learned=learned
             ),  # fmt: skip
             formation.scorecard_row(tables["progress"], learned=learned),
-            robustness.scorecard_row(runs.only_learned(tables["robustness"], learned)),
+            robustness.scorecard_row(run_tables.only_learned(tables["robustness"], learned)),
             across.scorecard_row(tables["across"], learned=learned),
         ],
         ignore_index=True,

@@ -1,7 +1,8 @@
 """Pipeline: what a run is and how it is executed.
 
-Presets (:mod:`.presets`), fine-tuning (:mod:`.finetune`), the shared forward pass of a run
-(:mod:`.passes`), what each experiment step computes (:mod:`.steps`) and the papermill grid
+Presets (:mod:`.presets`), fine-tuning (:mod:`.finetune`) and scoring (:mod:`.evaluation`), the
+shared forward pass of a run (:mod:`.passes`), the notebooks' preamble and closing
+(:mod:`.step_run`), what each experiment step computes (:mod:`.steps`) and the papermill grid
 runner behind ``python -m layersim run`` (:mod:`.batch`).
 
 May import: :mod:`layersim.models`, :mod:`layersim.tasks`, :mod:`layersim.stats`,

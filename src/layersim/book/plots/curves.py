@@ -139,8 +139,8 @@ def truncation_curves(
         to recover.
     majority
         Optional frame with columns ``model, task, majority`` (e.g.
-        :func:`layersim.analysis.runs.learned_table`): the metric of always answering the majority
-        class, drawn as a grey horizontal rule.
+        :func:`layersim.analysis.run_tables.learned_table`): the metric of always answering the
+        majority class, drawn as a grey horizontal rule.
     columns
         Panels per row.
 

@@ -21,7 +21,7 @@ import altair as alt
 __all__ = ["enable_offline_renderer", "offline_html", "write_javascript_bundle"]
 
 
-def _vega_lite_version() -> str:
+def vega_lite_version() -> str:
     """The vega-lite version altair writes, as ``vl_convert`` names it (``"6.4"``)."""
     return alt.SCHEMA_VERSION.lstrip("v").rsplit(".", 1)[0]
 
@@ -36,7 +36,7 @@ def write_javascript_bundle(path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bundle = vl_convert.javascript_bundle(vl_version=_vega_lite_version())
+    bundle = vl_convert.javascript_bundle(vl_version=vega_lite_version())
     path.write_text(bundle, encoding="utf-8")
     return path
 
@@ -70,7 +70,7 @@ def offline_html(chart: alt.TopLevelMixin | dict) -> str:
     import vl_convert
 
     spec = chart if isinstance(chart, dict) else chart.to_dict()
-    svg = vl_convert.vegalite_to_svg(spec, vl_version=_vega_lite_version())
+    svg = vl_convert.vegalite_to_svg(spec, vl_version=vega_lite_version())
     chart_id = f"layersim-chart-{uuid.uuid4().hex}"
     # "</" would end the script element early; JSON allows "<\/".
     spec_json = json.dumps(spec).replace("</", "<\\/")
