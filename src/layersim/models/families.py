@@ -31,6 +31,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import MultipleChoiceModelOutput
 
+from layersim.models.architectures import ARCHITECTURES, model_type_of
+
 __all__ = [
     "DECODER_TYPES",
     "is_decoder",
@@ -38,18 +40,15 @@ __all__ = [
     "register_decoder_heads",
 ]
 
-#: Model types whose layers attend only to earlier tokens.
-DECODER_TYPES: tuple[str, ...] = ("gpt2", "llama", "mistral", "qwen2")
-
-
-def _model_type(model_or_config: Any) -> str | None:
-    config = getattr(model_or_config, "config", model_or_config)
-    return getattr(config, "model_type", None)
+#: Model types whose layers attend only to earlier tokens (from :data:`ARCHITECTURES`).
+DECODER_TYPES: tuple[str, ...] = tuple(
+    name for name, entry in ARCHITECTURES.items() if entry.decoder
+)
 
 
 def is_decoder(model_or_config: Any) -> bool:
     """Whether a model (or config) is a causal decoder (:data:`DECODER_TYPES`)."""
-    return _model_type(model_or_config) in DECODER_TYPES
+    return model_type_of(model_or_config) in DECODER_TYPES
 
 
 def natural_pooling(model_or_config: Any) -> str:

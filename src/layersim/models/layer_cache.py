@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from layersim.models import architectures
 from layersim.tasks import Task, collator
 
 __all__ = [
@@ -36,21 +37,12 @@ __all__ = [
     "starting_from",
 ]
 
-_EMBEDDINGS_FIRST = ("bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet")
-_TOKEN_EMBEDDINGS_FIRST = ("llama", "mistral", "qwen2")
-
 
 def embedding_output_module(model: nn.Module) -> nn.Module | None:
     """The module whose output is hidden state 0 and the first layer's input, or None where the
     architecture has no such single module (see the module docstring)."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type in _TOKEN_EMBEDDINGS_FIRST:
-        return model.base_model.embed_tokens
-    if model_type not in _EMBEDDINGS_FIRST:
-        return None
-    base = model.base_model
-    # ELECTRA with embedding_size != hidden_size projects the embeddings before layer 1.
-    return getattr(base, "embeddings_project", None) or getattr(base, "embeddings", None)
+    entry = architectures.ARCHITECTURES.get(architectures.model_type_of(model))
+    return entry.embedding_module(model) if entry is not None else None
 
 
 def batches(task: Task, tokenizer: Any, encoded: Any, batch_size: int) -> Iterator[dict]:

@@ -16,10 +16,11 @@ import copy
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from layersim.models import architectures
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,40 +36,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class _Stack:
-    """Where an architecture keeps its layer stack, relative to `model.base_model`."""
-
-    layers_attr: str  # dotted path to the nn.ModuleList of layers; "" for ALBERT's shared stack
-    shared: bool = False  # ALBERT: one set of weights applied num_hidden_layers times
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = architectures.SUPPORTED_MODEL_TYPES
 
 
-_STACKS: dict[str, _Stack] = {
-    "bert": _Stack("encoder.layer"),
-    "roberta": _Stack("encoder.layer"),
-    "xlm-roberta": _Stack("encoder.layer"),
-    "electra": _Stack("encoder.layer"),
-    "deberta-v2": _Stack("encoder.layer"),
-    # MPNet's relative position bias lives in the encoder, outside the layer list: it is kept.
-    "mpnet": _Stack("encoder.layer"),
-    "distilbert": _Stack("transformer.layer"),
-    "albert": _Stack("", shared=True),
-    "gpt2": _Stack("h"),
-    "llama": _Stack("layers"),
-    "mistral": _Stack("layers"),
-    "qwen2": _Stack("layers"),
-}
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_STACKS))
-
-
-def _stack(model: PreTrainedModel) -> _Stack:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in _STACKS:
-        raise ValueError(
-            f"layer truncation does not support model type {model_type!r}; supported model types: "
-            f"{', '.join(SUPPORTED_MODEL_TYPES)}. Pass a Hugging Face model of one of these."
-        )
-    if model_type == "albert":
+def _stack(model: PreTrainedModel) -> architectures.Architecture:
+    stack = architectures.architecture(model, what="layer truncation")
+    if stack.shared:
         config = model.config
         if config.num_hidden_groups != 1 or config.inner_group_num != 1:
             # With several groups the group of layer i depends on num_hidden_layers, so keeping
@@ -77,12 +50,12 @@ def _stack(model: PreTrainedModel) -> _Stack:
                 "ALBERT truncation needs num_hidden_groups == 1 and inner_group_num == 1 "
                 f"(this model has {config.num_hidden_groups} and {config.inner_group_num})"
             )
-    return _STACKS[model_type]
+    return stack
 
 
-def _layer_list(model: PreTrainedModel, stack: _Stack) -> nn.ModuleList:
+def _layer_list(model: PreTrainedModel, stack: architectures.Architecture) -> nn.ModuleList:
     module = model.base_model
-    for name in stack.layers_attr.split("."):
+    for name in stack.layers.split("."):
         module = getattr(module, name)
     return module
 
@@ -101,8 +74,7 @@ def num_layers(model: PreTrainedModel) -> int:
 def fewest_layers(model: PreTrainedModel) -> int:
     """The smallest k that :func:`keep_first_layers` accepts for `model`: 0 (the embeddings
     alone), except 1 for DeBERTa-v2, whose transformers encoder cannot run without a layer."""
-    _stack(model)  # refuses unsupported architectures with the list of supported ones
-    return 1 if model.config.model_type == "deberta-v2" else 0
+    return _stack(model).fewest_layers
 
 
 def keep_first_layers(model: PreTrainedModel, k: int) -> PreTrainedModel:
